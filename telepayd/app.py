@@ -1,0 +1,68 @@
+"""``create_app()``: the whole web application, routes in one place, resources in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import views
+from .app_keys import committer_key, database_key, runtime_key
+from .database import Database
+from .errors import StoreUnavailable
+from .ingest import GroupCommitter
+from .middlewares import MIDDLEWARES
+from .runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+FIRST_CONNECT_SECONDS = 3.0
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/health", views.health, name="health", allow_head=True)
+    app.router.add_get("/ready", views.ready, name="ready", allow_head=True)
+    app.router.add_get("/status", views.status, name="status")
+    app.router.add_post("/webhooks/notification", views.post_notification, name="notification")
+    app.router.add_post("/webhooks/broadcast", views.post_broadcast, name="broadcast")
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the pool and the group committer; prepare the schema, or keep trying in the background."""
+    runtime = app[runtime_key]
+    database = Database(runtime.config.database)
+    await database.open()
+    try:
+        await asyncio.wait_for(database.prepare(), FIRST_CONNECT_SECONDS)
+        logger.info("database ready")
+        preparing = None
+    except (StoreUnavailable, TimeoutError):
+        logger.warning("database not ready at start (%s); running degraded until it is", database.problem)
+        preparing = asyncio.create_task(database.keep_preparing(), name="database-prepare")
+        preparing.add_done_callback(runtime.on_background_task_done)
+    except BaseException:
+        await database.close()
+        raise
+    committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds)
+    committer.start()
+    app[database_key] = database
+    app[committer_key] = committer
+    yield
+    await committer.stop()
+    if preparing is not None:
+        preparing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await preparing
+    await database.close()
+
+
+def create_app(runtime: Runtime) -> web.Application:
+    """Build the application for ``runtime`` (the daemon's, or a test's)."""
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=runtime.config.server.max_body_bytes)
+    app[runtime_key] = runtime
+    setup_routes(app)
+    app.cleanup_ctx.append(database_ctx)
+    return app

@@ -1,0 +1,23 @@
+"""Typed keys for the aiohttp application and request storage, declared once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .security.client_address import IPAddress
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .ingest import GroupCommitter
+    from .runtime import Runtime
+
+runtime_key = web.AppKey("runtime", "Runtime")
+database_key = web.AppKey("database", "Database")
+committer_key = web.AppKey("committer", "GroupCommitter")
+
+client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
+body_key = web.RequestKey("body", bytes)
+webhook_id_key = web.RequestKey("webhook_id", str)
+request_id_key = web.RequestKey("request_id", str)

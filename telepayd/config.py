@@ -1,0 +1,468 @@
+"""The one configuration object: a TOML file plus secret files, loaded and validated by ``load()``.
+
+Every problem is reported, not just the first, each as one line naming the file, the key, what is wrong and
+what is expected (like ``nginx -t``). Past this module nothing sees a string-keyed dict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .security.client_address import Networks
+from .security.webhook_signature import decode_secret
+
+DEFAULT_CONFIG_PATH = Path("/etc/telepayd/telepayd.toml")
+CONFIG_ENV = "TELEPAYD_CONFIG"
+_TELEGRAM_TOKEN_PATTERN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}")
+_TELEGRAM_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    per_minute: int = 120
+    burst: int = 30
+    max_clients: int = 100_000
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    unix_socket: str = ""
+    trusted_proxies: Networks = Networks.parse(["127.0.0.1/32", "::1/128"])
+    max_body_bytes: int = 65536
+    status_allowed_ips: Networks = Networks.parse(["127.0.0.0/8", "::1/128"])
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    allowed_ips: Networks = Networks([])
+    secrets_file: Path = Path("/etc/telepayd/webhook-secrets")
+    tolerance_seconds: int = 300
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    mode: str = "webhook"
+    token_file: Path = Path("/etc/telepayd/telegram-token")
+    webhook_url: str = "https://telepay.example.com/telegram"
+    webhook_secret_file: Path = Path("/etc/telepayd/telegram-webhook-secret")
+    api_base_url: str = "https://api.telegram.org/bot"
+    allowed_ips: Networks = Networks([])
+    token: str = field(default="", repr=False)
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def webhook_path(self) -> str:
+        """The local path of ``POST /telegram``: the path of ``webhook_url``."""
+        return urlsplit(self.webhook_url).path or "/telegram"
+
+
+@dataclass(frozen=True)
+class NowPaymentsConfig:
+    api_key_file: Path = Path("/etc/telepayd/nowpayments-api-key")
+    ipn_secret_file: Path = Path("/etc/telepayd/nowpayments-ipn-secret")
+    api_base_url: str = "https://api.nowpayments.io/v1"
+    ipn_callback_url: str = "https://telepay.example.com/webhooks/nowpayments"
+    allowed_ips: Networks = Networks([])
+    notify_owner_on_ipn: bool = True
+    api_key: str = field(default="", repr=False)
+    ipn_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    dsn: str = "postgresql://telepay@localhost/telepay"
+    password_file: Path | None = None
+    min_size: int = 2
+    max_size: int = 10
+    timeout_seconds: float = 5.0
+    migrate_on_start: bool = True
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class DonationsConfig:
+    min_amount: Decimal = Decimal("4.99")
+    max_amount: Decimal = Decimal("9999.99")
+
+
+@dataclass(frozen=True)
+class SubscriptionsConfig:
+    reminder_days: tuple[int, ...] = (3, 1)
+    invite_link_hours: int = 24
+    removal_dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "plain"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    webhooks: WebhooksConfig
+    telegram: TelegramConfig
+    nowpayments: NowPaymentsConfig
+    database: DatabaseConfig
+    donations: DonationsConfig
+    subscriptions: SubscriptionsConfig
+    logging: LoggingConfig
+
+    def restart_needed_for(self, new: Config) -> list[str]:
+        """Settings that differ in ``new`` but only take effect after a restart."""
+        pairs = {
+            "[server] host": (self.server.host, new.server.host),
+            "[server] port": (self.server.port, new.server.port),
+            "[server] unix_socket": (self.server.unix_socket, new.server.unix_socket),
+            "[server] max_body_bytes": (self.server.max_body_bytes, new.server.max_body_bytes),
+            "[database]": (self.database, new.database),
+            "[telegram] token_file": (self.telegram.token, new.telegram.token),
+            "[telegram] mode": (self.telegram.mode, new.telegram.mode),
+            "[telegram] webhook_url": (self.telegram.webhook_path, new.telegram.webhook_path),
+        }
+        return [name for name, (old, fresh) in pairs.items() if old != fresh]
+
+
+def config_path(explicit: str | None) -> Path:
+    """``-c FILE``, else ``$TELEPAYD_CONFIG``, else ``/etc/telepayd/telepayd.toml``."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+class _Problems:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.lines.append(f"{self.path}: {where}: {message}")
+
+
+class _Section:
+    """Typed reads from one TOML table; every problem is recorded, defaults stand in for bad values."""
+
+    def __init__(self, problems: _Problems, name: str, table: Any, known: set[str]) -> None:
+        self.problems = problems
+        self.name = name
+        self.table: dict[str, Any] = {}
+        if not isinstance(table, dict):
+            problems.add(f"[{name}]", "expected a table")
+            return
+        self.table = table
+        for key in sorted(set(table) - known):
+            problems.add(f"[{name}] {key}", f"unknown key (known keys: {', '.join(sorted(known))})")
+
+    def bad(self, key: str, expected: str, value: Any) -> None:
+        shown = repr(value) if not isinstance(value, dict) else "a table"
+        self.problems.add(f"[{self.name}] {key}", f"expected {expected}, got {shown}")
+
+    def string(self, key: str, default: str, *, choices: tuple[str, ...] = ()) -> str:
+        value = self.table.get(key, default)
+        if not isinstance(value, str) or (choices and value not in choices):
+            self.bad(key, " or ".join(f'"{c}"' for c in choices) if choices else "a string", value)
+            return default
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            self.bad(key, f"a whole number from {minimum} to {maximum}", value)
+            return default
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
+            self.bad(key, f"a number of seconds from {minimum:g} to {maximum:g}", value)
+            return default
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            self.bad(key, "true or false", value)
+            return default
+        return value
+
+    def networks(self, key: str, default: Networks) -> Networks:
+        value = self.table.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.bad(key, 'a list of CIDR strings such as ["10.0.0.0/8", "2001:db8::/32"]', value)
+            return default
+        bad = []
+        for cidr in value:
+            try:
+                Networks.parse([cidr])
+            except ValueError:
+                bad.append(cidr)
+        if bad:
+            self.problems.add(
+                f"[{self.name}] {key}",
+                f"not an IPv4 or IPv6 address or CIDR network: {', '.join(repr(b) for b in bad)}",
+            )
+            return default
+        return Networks.parse(value)
+
+    def path(self, key: str, default: Path) -> Path:
+        value = self.table.get(key, str(default))
+        if not isinstance(value, str) or not value.startswith("/"):
+            self.bad(key, "an absolute file path", value)
+            return default
+        return Path(value)
+
+    def url(self, key: str, default: str) -> str:
+        value = self.table.get(key, default)
+        parts = urlsplit(value) if isinstance(value, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            self.bad(key, "an http:// or https:// URL", value)
+            return default
+        return value
+
+    def amount(self, key: str, default: Decimal) -> Decimal:
+        value = self.table.get(key, str(default))
+        try:
+            amount = Decimal(value) if isinstance(value, str) else None
+        except InvalidOperation:
+            amount = None
+        if amount is None or not amount.is_finite() or amount.as_tuple().exponent < -2 or amount <= 0:
+            self.bad(key, 'a positive amount in USD as a string with at most two decimals, like "4.99"', value)
+            return default
+        return amount
+
+
+def _section(problems: _Problems, data: dict[str, Any], name: str, known: set[str]) -> _Section:
+    return _Section(problems, name, data.get(name, {}), known)
+
+
+def read_secret_lines(path: Path, problems: _Problems, where: str) -> tuple[str, ...]:
+    """Read a secret file: one secret per line, blank lines and ``#`` comments skipped."""
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.add(where, f"secret file {path} does not exist")
+        return ()
+    except PermissionError:
+        problems.add(where, f"secret file {path} is not readable by this user (uid {os.getuid()})")
+        return ()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(where, f"secret file {path} cannot be read ({exc.__class__.__name__})")
+        return ()
+    if info.st_mode & stat.S_IROTH:
+        problems.add(where, f"secret file {path} is readable by everyone; chmod 0640 (or 0600) it")
+        return ()
+    lines = tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
+    )
+    if not lines:
+        problems.add(where, f"secret file {path} holds no secret")
+    return lines
+
+
+def load(path: Path) -> Config:
+    """Load and validate the config file and every secret file it names; raise ``ConfigError``."""
+    problems = _Problems(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: the config file does not exist"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: the config file is not readable by this user (uid {os.getuid()})"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: the config file is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: the config file cannot be read ({exc.strerror})"]) from None
+
+    sections = {"server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging"}
+    for name in sorted(set(data) - sections):
+        problems.add(f"[{name}]", f"unknown section (known sections: {', '.join(sorted(sections))})")
+
+    config = Config(
+        path=path,
+        server=_load_server(problems, data),
+        webhooks=_load_webhooks(problems, data),
+        telegram=_load_telegram(problems, data),
+        nowpayments=_load_nowpayments(problems, data),
+        database=_load_database(problems, data),
+        donations=_load_donations(problems, data),
+        subscriptions=_load_subscriptions(problems, data),
+        logging=_load_logging(problems, data),
+    )
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return config
+
+
+def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
+    known = {"host", "port", "unix_socket", "trusted_proxies", "max_body_bytes", "status_allowed_ips"}
+    s = _section(problems, data, "server", known)
+    d = ServerConfig()
+    unix_socket = s.string("unix_socket", d.unix_socket)
+    if unix_socket and not unix_socket.startswith("/"):
+        s.bad("unix_socket", "an absolute socket path", unix_socket)
+    return ServerConfig(
+        host=s.string("host", d.host),
+        port=s.integer("port", d.port, minimum=0, maximum=65535),
+        unix_socket=unix_socket,
+        trusted_proxies=s.networks("trusted_proxies", d.trusted_proxies),
+        max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, minimum=1024, maximum=16 * 1024 * 1024),
+        status_allowed_ips=s.networks("status_allowed_ips", d.status_allowed_ips),
+    )
+
+
+def _load_webhooks(problems: _Problems, data: dict[str, Any]) -> WebhooksConfig:
+    s = _section(problems, data, "webhooks", {"allowed_ips", "secrets_file", "tolerance_seconds", "rate_limit"})
+    d = WebhooksConfig()
+    r = _Section(problems, "webhooks.rate_limit", s.table.get("rate_limit", {}), {"per_minute", "burst", "max_clients"})
+    rate_limit = RateLimitConfig(
+        per_minute=r.integer("per_minute", d.rate_limit.per_minute, minimum=1, maximum=1_000_000),
+        burst=r.integer("burst", d.rate_limit.burst, minimum=1, maximum=1_000_000),
+        max_clients=r.integer("max_clients", d.rate_limit.max_clients, minimum=1, maximum=10_000_000),
+    )
+    secrets_file = s.path("secrets_file", d.secrets_file)
+    where = "[webhooks] secrets_file"
+    secrets = read_secret_lines(secrets_file, problems, where)
+    for number, secret in enumerate(secrets, start=1):
+        try:
+            decode_secret(secret)
+        except ValueError as exc:
+            problems.add(where, f"secret on line {number} of {secrets_file} is not usable: {exc}")
+    return WebhooksConfig(
+        allowed_ips=s.networks("allowed_ips", d.allowed_ips),
+        secrets_file=secrets_file,
+        tolerance_seconds=s.integer("tolerance_seconds", d.tolerance_seconds, minimum=1, maximum=86400),
+        rate_limit=rate_limit,
+        secrets=secrets,
+    )
+
+
+def _load_telegram(problems: _Problems, data: dict[str, Any]) -> TelegramConfig:
+    known = {"mode", "token_file", "webhook_url", "webhook_secret_file", "api_base_url", "allowed_ips"}
+    s = _section(problems, data, "telegram", known)
+    d = TelegramConfig()
+    mode = s.string("mode", d.mode, choices=("webhook", "polling"))
+    token_file = s.path("token_file", d.token_file)
+    tokens = read_secret_lines(token_file, problems, "[telegram] token_file")
+    token = tokens[0] if tokens else ""
+    if token and not _TELEGRAM_TOKEN_PATTERN.fullmatch(token):
+        problems.add("[telegram] token_file", f"{token_file} does not hold a bot token like 123456:ABC-DEF... from @BotFather")
+    webhook_secret_file = s.path("webhook_secret_file", d.webhook_secret_file)
+    webhook_secrets: tuple[str, ...] = ()
+    if mode == "webhook":
+        where = "[telegram] webhook_secret_file"
+        webhook_secrets = read_secret_lines(webhook_secret_file, problems, where)
+        for number, secret in enumerate(webhook_secrets, start=1):
+            if not _TELEGRAM_SECRET_PATTERN.fullmatch(secret):
+                problems.add(where, f"line {number} of {webhook_secret_file}: Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and -")
+    webhook_url = s.url("webhook_url", d.webhook_url)
+    return TelegramConfig(
+        mode=mode,
+        token_file=token_file,
+        webhook_url=webhook_url,
+        webhook_secret_file=webhook_secret_file,
+        api_base_url=s.url("api_base_url", d.api_base_url),
+        allowed_ips=s.networks("allowed_ips", d.allowed_ips),
+        token=token,
+        webhook_secrets=webhook_secrets,
+    )
+
+
+def _load_nowpayments(problems: _Problems, data: dict[str, Any]) -> NowPaymentsConfig:
+    known = {"api_key_file", "ipn_secret_file", "api_base_url", "ipn_callback_url", "allowed_ips", "notify_owner_on_ipn"}
+    s = _section(problems, data, "nowpayments", known)
+    d = NowPaymentsConfig()
+    api_key_file = s.path("api_key_file", d.api_key_file)
+    api_keys = read_secret_lines(api_key_file, problems, "[nowpayments] api_key_file")
+    ipn_secret_file = s.path("ipn_secret_file", d.ipn_secret_file)
+    return NowPaymentsConfig(
+        api_key_file=api_key_file,
+        ipn_secret_file=ipn_secret_file,
+        api_base_url=s.url("api_base_url", d.api_base_url),
+        ipn_callback_url=s.url("ipn_callback_url", d.ipn_callback_url),
+        allowed_ips=s.networks("allowed_ips", d.allowed_ips),
+        notify_owner_on_ipn=s.boolean("notify_owner_on_ipn", d.notify_owner_on_ipn),
+        api_key=api_keys[0] if api_keys else "",
+        ipn_secrets=read_secret_lines(ipn_secret_file, problems, "[nowpayments] ipn_secret_file"),
+    )
+
+
+def _load_database(problems: _Problems, data: dict[str, Any]) -> DatabaseConfig:
+    known = {"dsn", "password_file", "min_size", "max_size", "timeout_seconds", "migrate_on_start"}
+    s = _section(problems, data, "database", known)
+    d = DatabaseConfig()
+    dsn = s.string("dsn", d.dsn)
+    if "password=" in dsn or re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", dsn):
+        problems.add("[database] dsn", "holds a password; put it in password_file instead")
+    password_file_text = s.string("password_file", "")
+    password = ""
+    password_file: Path | None = None
+    if password_file_text:
+        password_file = s.path("password_file", Path("/"))
+        lines = read_secret_lines(password_file, problems, "[database] password_file")
+        password = lines[0] if lines else ""
+    min_size = s.integer("min_size", d.min_size, minimum=0, maximum=1000)
+    max_size = s.integer("max_size", d.max_size, minimum=1, maximum=1000)
+    if max_size < min_size:
+        problems.add("[database] max_size", f"must be at least min_size ({min_size}), got {max_size}")
+    return DatabaseConfig(
+        dsn=dsn,
+        password_file=password_file,
+        min_size=min_size,
+        max_size=max_size,
+        timeout_seconds=s.number("timeout_seconds", d.timeout_seconds, minimum=0.1, maximum=600),
+        migrate_on_start=s.boolean("migrate_on_start", d.migrate_on_start),
+        password=password,
+    )
+
+
+def _load_donations(problems: _Problems, data: dict[str, Any]) -> DonationsConfig:
+    s = _section(problems, data, "donations", {"min_amount", "max_amount"})
+    d = DonationsConfig()
+    low = s.amount("min_amount", d.min_amount)
+    high = s.amount("max_amount", d.max_amount)
+    if high > Decimal("9999.99"):
+        problems.add("[donations] max_amount", f'at most "9999.99" (the keypad has four integer digits), got "{high}"')
+    if low > high:
+        problems.add("[donations] min_amount", f'must not exceed max_amount ("{high}"), got "{low}"')
+    return DonationsConfig(min_amount=low, max_amount=high)
+
+
+def _load_subscriptions(problems: _Problems, data: dict[str, Any]) -> SubscriptionsConfig:
+    s = _section(problems, data, "subscriptions", {"reminder_days", "invite_link_hours", "removal_dry_run"})
+    d = SubscriptionsConfig()
+    days = s.table.get("reminder_days", list(d.reminder_days))
+    if not isinstance(days, list) or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 365 for n in days):
+        s.bad("reminder_days", "a list of whole days from 1 to 365, like [3, 1]", days)
+        days = list(d.reminder_days)
+    return SubscriptionsConfig(
+        reminder_days=tuple(sorted(set(days), reverse=True)),
+        invite_link_hours=s.integer("invite_link_hours", d.invite_link_hours, minimum=1, maximum=720),
+        removal_dry_run=s.boolean("removal_dry_run", d.removal_dry_run),
+    )
+
+
+def _load_logging(problems: _Problems, data: dict[str, Any]) -> LoggingConfig:
+    s = _section(problems, data, "logging", {"level", "format"})
+    d = LoggingConfig()
+    return LoggingConfig(
+        level=s.string("level", d.level, choices=("debug", "info", "warning", "error")),
+        format=s.string("format", d.format, choices=("plain", "json")),
+    )

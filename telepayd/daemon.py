@@ -1,0 +1,149 @@
+"""The one main: start, serve, reload on SIGHUP, stop on SIGTERM/SIGINT.
+
+Start-up order: config (already loaded by the CLI) → pool and schema (degraded if the database is down) →
+listening socket → background tasks → ``READY=1``. Shut-down order, each step bounded: ``STOPPING=1`` →
+stop accepting and finish in-flight requests (``SHUTDOWN_TIMEOUT_SECONDS``) → flush the group committer →
+close the pool. Signal handlers only set events; tasks do the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from aiohttp import web
+
+from . import __version__, logs
+from .app import create_app
+from .app_keys import database_key
+from .config import Config, load
+from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, ConfigError, SchemaTooNew
+from .runtime import Runtime
+from .systemd import Notifier, watchdog_interval_seconds
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+STATUS_REFRESH_SECONDS = 5.0
+
+
+def status_line(runtime: Runtime, app: web.Application) -> str:
+    """The one-line ``STATUS=`` text: ready or what is degraded, and anything awaiting a restart."""
+    database = app[database_key]
+    parts = ["ready" if database.schema_ready and not database.problem else f"degraded: database {database.problem}"]
+    if runtime.last_reload_error:
+        parts.append(f"last reload failed, previous config kept: {runtime.last_reload_error}")
+    if runtime.restart_pending:
+        parts.append(f"restart needed for: {', '.join(runtime.restart_pending)}")
+    return "; ".join(parts)
+
+
+async def _reload_on_signal(runtime: Runtime, app: web.Application, event: asyncio.Event, notifier: Notifier) -> None:
+    while True:
+        await event.wait()
+        event.clear()
+        notifier.reloading()
+        path = runtime.config.path
+        try:
+            new = load(path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                logger.error("reload refused: %s", problem)
+            runtime.metrics.failed_reloads += 1
+            runtime.last_reload_error = f"{len(exc.problems)} problem(s), first: {exc.problems[0]}"
+            logger.error("reload failed; the previous configuration stays in force")
+        else:
+            restart = runtime.config.restart_needed_for(new)
+            runtime.swap(new)
+            logs.set_level(new.logging.level)
+            runtime.metrics.reloads += 1
+            runtime.last_reload_error = ""
+            runtime.restart_pending = sorted(set(runtime.restart_pending) | set(restart))
+            if restart:
+                logger.warning("reloaded %s; these changes need a restart: %s", path, ", ".join(restart))
+            else:
+                logger.info("reloaded %s", path)
+        notifier.ready(status_line(runtime, app))
+
+
+async def _watchdog(notifier: Notifier, interval: float) -> None:
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval)
+
+
+async def _refresh_status(runtime: Runtime, app: web.Application, notifier: Notifier) -> None:
+    last = ""
+    while True:
+        await asyncio.sleep(STATUS_REFRESH_SECONDS)
+        line = status_line(runtime, app)
+        if line != last:
+            notifier.status(line)
+            last = line
+
+
+def _site(runner: web.AppRunner, config: Config) -> web.BaseSite:
+    if config.server.unix_socket:
+        return web.UnixSite(runner, config.server.unix_socket)
+    return web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
+
+
+async def serve(config: Config) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit code."""
+    runtime = Runtime(config)
+    notifier = Notifier()
+    loop = asyncio.get_running_loop()
+    reload_requested = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, runtime.request_stop)
+    loop.add_signal_handler(signal.SIGINT, runtime.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+
+    app = create_app(runtime)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    try:
+        await runner.setup()
+    except SchemaTooNew as exc:
+        logger.critical("%s", exc)
+        return EXIT_SCHEMA_TOO_NEW
+    try:
+        site = _site(runner, config)
+        await site.start()
+    except OSError as exc:
+        logger.critical("cannot listen on %s: %s", _where(config), exc.strerror or exc)
+        await runner.cleanup()
+        return EXIT_FAILURE
+    if config.server.unix_socket:
+        os.chmod(config.server.unix_socket, 0o660)  # the proxy reaches it through the group
+
+    tasks = [
+        asyncio.create_task(_reload_on_signal(runtime, app, reload_requested, notifier), name="reload"),
+        asyncio.create_task(_refresh_status(runtime, app, notifier), name="status"),
+    ]
+    interval = watchdog_interval_seconds()
+    if interval:
+        tasks.append(asyncio.create_task(_watchdog(notifier, interval), name="watchdog"))
+    for task in tasks:
+        task.add_done_callback(runtime.on_background_task_done)
+
+    logger.info("telepayd %s listening on %s (%s)", __version__, _where(config), status_line(runtime, app))
+    notifier.ready(status_line(runtime, app))
+    await runtime.stop_requested.wait()
+
+    logger.info("stopping: finishing in-flight requests")
+    notifier.stopping()
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await runner.cleanup()
+    logger.info("stopped")
+    return runtime.exit_code
+
+
+def _where(config: Config) -> str:
+    if config.server.unix_socket:
+        return f"unix:{config.server.unix_socket}"
+    return f"{config.server.host}:{config.server.port}"

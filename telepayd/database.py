@@ -1,0 +1,89 @@
+"""The database's life in the daemon: pool, schema at start, recovery while degraded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from psycopg_pool import PoolTimeout
+
+from .config import DatabaseConfig
+from .errors import StoreUnavailable
+from .store import schema
+from .store.pool import UNAVAILABLE_ERRORS, connect, create_pool, first_line
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class Database:
+    """The pool plus what the daemon knows of the database's state (for ``/ready`` and ``STATUS=``)."""
+
+    def __init__(self, config: DatabaseConfig) -> None:
+        self.config = config
+        self.pool = create_pool(config)
+        self.schema_ready = False
+        self.problem = "not connected yet"
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close(timeout=self.config.timeout_seconds)
+
+    async def prepare(self) -> None:
+        """Migrate (``migrate_on_start``) or check the schema version, once.
+
+        Raises ``StoreUnavailable`` when the database cannot be reached and ``SchemaTooNew`` when it is
+        ahead of this code. A schema that is behind without ``migrate_on_start`` stays "not ready".
+        """
+        try:
+            async with await connect(self.config) as conn:
+                if self.config.migrate_on_start:
+                    applied = await schema.migrate(conn)
+                    if applied:
+                        logger.info("database migrated to version %d", applied[-1].version)
+                    version = schema.latest_version()
+                else:
+                    version = await schema.check_version(conn)
+        except StoreUnavailable as exc:
+            self.problem = f"unreachable ({exc})"
+            raise StoreUnavailable(self.problem) from None
+        except UNAVAILABLE_ERRORS as exc:
+            self.problem = f"unreachable ({first_line(exc)})"
+            raise StoreUnavailable(self.problem) from None
+        latest = schema.latest_version()
+        if version < latest:
+            self.problem = f"schema at version {version}, this telepayd needs {latest}: run 'telepayd migrate'"
+            raise StoreUnavailable(self.problem)
+        self.schema_ready = True
+        self.problem = ""
+
+    async def keep_preparing(self) -> None:
+        """Retry ``prepare()`` with backoff until it succeeds (``SchemaTooNew`` propagates)."""
+        delay = 1.0
+        while True:
+            try:
+                await self.prepare()
+            except StoreUnavailable:
+                logger.warning("database not ready: %s; retrying in %.0f s", self.problem, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            else:
+                logger.info("database ready")
+                return
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when a pooled connection answers ``SELECT 1`` within ``timeout``."""
+        if not self.schema_ready:
+            return False
+        try:
+            async with self.pool.connection(timeout=timeout) as conn:
+                await conn.execute("SELECT 1")
+        except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+            self.problem = f"unreachable ({first_line(exc)})"
+            return False
+        self.problem = ""
+        return True
+

@@ -1,0 +1,103 @@
+"""What the web app reads on every request, rebuilt from the config on reload and swapped in one step."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from .config import Config, RateLimitConfig
+from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, SchemaTooNew
+from .security.client_address import Networks
+from .security.rate_limit import RateLimiter
+from .security.webhook_signature import WebhookVerifier
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The security state derived from one config: allowlists, verifiers, limiters."""
+
+    trusted_proxies: Networks
+    status_allowed_ips: Networks
+    webhook_allowed_ips: Networks
+    webhook_verifier: WebhookVerifier
+    webhook_limiter: RateLimiter
+
+    @classmethod
+    def build(cls, config: Config, previous: Guards | None = None) -> Guards:
+        """Build from ``config``, keeping ``previous``'s limiter state when its limits did not change."""
+        return cls(
+            trusted_proxies=config.server.trusted_proxies,
+            status_allowed_ips=config.server.status_allowed_ips,
+            webhook_allowed_ips=config.webhooks.allowed_ips,
+            webhook_verifier=WebhookVerifier.from_secrets(
+                config.webhooks.secrets, tolerance_seconds=config.webhooks.tolerance_seconds
+            ),
+            webhook_limiter=_limiter(config.webhooks.rate_limit, previous.webhook_limiter if previous else None),
+        )
+
+
+def _limiter(limits: RateLimitConfig, previous: RateLimiter | None) -> RateLimiter:
+    if previous is not None and previous.same_limits(limits.per_minute, limits.burst, limits.max_clients):
+        return previous
+    return RateLimiter(limits.per_minute, limits.burst, max_clients=limits.max_clients)
+
+
+class Metrics:
+    """In-memory counters for ``GET /status`` (per daemon, reset on restart)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.reloads = 0
+        self.failed_reloads = 0
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+class Runtime:
+    """The current config and guards; ``swap()`` replaces both at once (no request sees a mix)."""
+
+    def __init__(self, config: Config) -> None:
+        self._state = (config, Guards.build(config))
+        self.metrics = Metrics()
+        self.database_status = "starting"
+        self.restart_pending: list[str] = []
+        self.last_reload_error = ""
+        self.stop_requested = asyncio.Event()
+        self.exit_code = 0
+
+    @property
+    def config(self) -> Config:
+        return self._state[0]
+
+    @property
+    def guards(self) -> Guards:
+        return self._state[1]
+
+    def swap(self, config: Config) -> None:
+        self._state = (config, Guards.build(config, self._state[1]))
+
+    def request_stop(self, exit_code: int = 0) -> None:
+        """Ask the daemon to stop gracefully and exit with ``exit_code`` (the first non-zero code wins)."""
+        if not self.exit_code:
+            self.exit_code = exit_code
+        self.stop_requested.set()
+
+    def on_background_task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task that dies stops the daemon, rather than leaving it half-working."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, SchemaTooNew):
+            logger.critical("%s", exc)
+            self.request_stop(EXIT_SCHEMA_TOO_NEW)
+        else:
+            logger.critical("background task %s failed; stopping", task.get_name(), exc_info=exc)
+            self.request_stop(EXIT_FAILURE)

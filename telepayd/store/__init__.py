@@ -1,0 +1,1 @@
+"""PostgreSQL: the pool, the schema migrations and the queries, grouped by table. All SQL lives here."""

@@ -1,0 +1,56 @@
+"""The connection pool: opened without waiting, so a database that is down does not stop the daemon."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ..config import DatabaseConfig
+from ..errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# The errors that mean "the database cannot be used right now", as opposed to a bug or bad data.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CannotConnectNow,
+    psycopg.errors.ReadOnlySqlTransaction,
+)
+
+
+def create_pool(config: DatabaseConfig, *, application_name: str = "telepayd") -> AsyncConnectionPool:
+    """Build the pool, closed: the caller opens it with ``await pool.open(wait=False)``."""
+    kwargs: dict[str, object] = {"application_name": application_name, "connect_timeout": max(1, int(config.timeout_seconds))}
+    if config.password:
+        kwargs["password"] = config.password
+    return AsyncConnectionPool(
+        config.dsn,
+        kwargs=kwargs,
+        min_size=config.min_size,
+        max_size=config.max_size,
+        timeout=config.timeout_seconds,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        name="telepayd",
+        reconnect_timeout=3600.0,
+    )
+
+
+async def connect(config: DatabaseConfig) -> psycopg.AsyncConnection:
+    """One connection outside the pool (migrations, the CLI), autocommit; raises ``StoreUnavailable``."""
+    kwargs: dict[str, object] = {"connect_timeout": max(1, int(config.timeout_seconds)), "autocommit": True}
+    if config.password:
+        kwargs["password"] = config.password
+    try:
+        return await psycopg.AsyncConnection.connect(config.dsn, **kwargs)
+    except UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable(first_line(exc)) from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error, for logs and ``STATUS=`` (never shown to HTTP clients)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__

@@ -1,0 +1,87 @@
+"""Queries on ``webhook_messages`` and the rows that accepted webhooks create (notifications, broadcasts).
+
+A webhook-id is inserted in the same transaction as the row it creates; a webhook-id already present makes
+the message a duplicate that writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingNotification:
+    """A verified payment notification; ``body`` is the raw JSON text, stored exactly as sent."""
+
+    webhook_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingBroadcast:
+    """A verified broadcast trigger; ``open_channel_ids`` is ``None`` for every channel."""
+
+    webhook_id: str
+    open_channel_ids: tuple[str, ...] | None
+
+
+Incoming = IncomingNotification | IncomingBroadcast
+
+_INSERT_NOTIFICATIONS = """
+WITH incoming AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(bodies)s::text[]) AS t(webhook_id, body)
+), fresh AS (
+    INSERT INTO webhook_messages (webhook_id, route)
+    SELECT webhook_id, 'notification' FROM incoming
+    ON CONFLICT (webhook_id) DO NOTHING
+    RETURNING webhook_id
+)
+INSERT INTO notifications (webhook_id, open_channel_id, payment_type, payment_data)
+SELECT i.webhook_id, b.doc->>'open_channel_id', b.doc->>'payment_type', b.doc->'payment_data'
+FROM incoming i
+JOIN fresh USING (webhook_id)
+CROSS JOIN LATERAL (SELECT i.body::jsonb AS doc) b
+RETURNING webhook_id
+"""
+
+_CLAIM_ID = """
+INSERT INTO webhook_messages (webhook_id, route) VALUES (%(id)s, %(route)s)
+ON CONFLICT (webhook_id) DO NOTHING
+RETURNING webhook_id
+"""
+
+_INSERT_BROADCAST = """
+INSERT INTO broadcast_jobs (webhook_id, open_channel_ids) VALUES (%(id)s, %(channels)s)
+"""
+
+
+async def insert_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[str]:
+    """Insert every message whose webhook-id is new; return those ids. Ids in ``batch`` must be distinct.
+
+    Runs inside the caller's transaction.
+    """
+    accepted: set[str] = set()
+    notifications = [m for m in batch if isinstance(m, IncomingNotification)]
+    broadcasts = [m for m in batch if isinstance(m, IncomingBroadcast)]
+    if notifications:
+        cursor = await conn.execute(
+            _INSERT_NOTIFICATIONS,
+            {"ids": [m.webhook_id for m in notifications], "bodies": [m.body for m in notifications]},
+        )
+        accepted.update(row[0] for row in await cursor.fetchall())
+    for broadcast in broadcasts:  # rare: one statement each is fine
+        cursor = await conn.execute(_CLAIM_ID, {"id": broadcast.webhook_id, "route": "broadcast"})
+        if await cursor.fetchone():
+            channels = None if broadcast.open_channel_ids is None else list(broadcast.open_channel_ids)
+            await conn.execute(_INSERT_BROADCAST, {"id": broadcast.webhook_id, "channels": channels})
+            accepted.add(broadcast.webhook_id)
+    return accepted
+
+
+async def count_notifications(conn: AsyncConnection) -> int:
+    cursor = await conn.execute("SELECT count(*) FROM notifications")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0

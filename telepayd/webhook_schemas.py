@@ -1,0 +1,101 @@
+"""Validation of the webhook bodies Cloud Run callers send (the 422 layer)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from .http_errors import ApiError
+
+MAX_ID_LENGTH = 128
+MAX_CHANNELS = 1000
+# PostgreSQL's jsonb refuses NUL characters and numbers beyond numeric's range; refuse them here as 422.
+_MAX_EXPONENT = 1000
+_UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _invalid(field: str, expected: str) -> ApiError:
+    return ApiError(422, "invalid_field", f"Field '{field}' must be {expected}.")
+
+
+def _require_storable(value: Any, path: str) -> None:
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE_CHARACTERS.search(item):
+                raise _invalid(where, "text without NUL characters or unpaired surrogates")
+        elif isinstance(item, Decimal):
+            if abs(item.adjusted()) > _MAX_EXPONENT:
+                raise _invalid(where, f"a number between 1e-{_MAX_EXPONENT} and 1e{_MAX_EXPONENT}")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if abs(item) > 10**_MAX_EXPONENT:
+                raise _invalid(where, f"a number below 1e{_MAX_EXPONENT}")
+        elif isinstance(item, dict):
+            prefix = f"{where}." if where else ""
+            stack.extend((v, f"{prefix}{k}") for k, v in item.items())
+            stack.extend((k, f"{prefix}{k[:32]!r} (name)") for k in item)
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+
+
+def _short_text(document: dict[str, Any], field: str) -> str:
+    value = document.get(field)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
+        raise _invalid(field, f"a non-empty string of at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, Decimal)):
+        return True
+    if isinstance(value, str):
+        try:
+            return Decimal(value).is_finite()
+        except ArithmeticError:
+            return False
+    return False
+
+
+# Known payment_data keys and the types callers send; unknown keys are ignored.
+_PAYMENT_DATA_CHECKS = {
+    "user_id": (lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v.lstrip("-").isdigit()), "a Telegram user id (integer)"),
+    "username": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "amount": (_is_number, "a number or a decimal string"),
+    "currency": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "tier": (lambda v: v is None or (isinstance(v, (int, str)) and not isinstance(v, bool)), "an integer, a string or null"),
+    "duration_days": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0), "a whole number of days or null"),
+}
+
+
+def validate_notification(document: dict[str, Any]) -> None:
+    """Raise ``ApiError(422)`` naming the first field that is wrong."""
+    _short_text(document, "open_channel_id")
+    _short_text(document, "payment_type")
+    payment_data = document.get("payment_data")
+    if not isinstance(payment_data, dict):
+        raise _invalid("payment_data", "an object")
+    for key, (check, expected) in _PAYMENT_DATA_CHECKS.items():
+        if key in payment_data and not check(payment_data[key]):
+            raise _invalid(f"payment_data.{key}", expected)
+    _require_storable(document, "")
+
+
+def validate_broadcast(document: dict[str, Any]) -> tuple[str, ...] | None:
+    """Return the channels to broadcast to (``None`` for all); raise ``ApiError(422)``."""
+    unknown = sorted(set(document) - {"open_channel_ids"})
+    if unknown:
+        raise ApiError(422, "unknown_field", f"Unknown field '{unknown[0]}'; the body is {{}} or {{\"open_channel_ids\": [...]}}.")
+    if "open_channel_ids" not in document:
+        return None
+    ids = document["open_channel_ids"]
+    if (
+        not isinstance(ids, list)
+        or not 1 <= len(ids) <= MAX_CHANNELS
+        or not all(isinstance(i, str) and i.strip() and len(i) <= MAX_ID_LENGTH and "\x00" not in i for i in ids)
+    ):
+        raise _invalid("open_channel_ids", f"a list of 1 to {MAX_CHANNELS} non-empty channel id strings")
+    return tuple(dict.fromkeys(ids))

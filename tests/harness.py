@@ -1,0 +1,169 @@
+"""Test harness: config files with their secrets, and the real daemon as a subprocess with an sd_notify listener."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from telepayd.security.webhook_signature import generate_secret
+from tools.local_postgres import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TELEGRAM_TOKEN = "123456789:AAHtelepaydTestTokenTestTokenTest01"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+@dataclass
+class ConfigFiles:
+    """A config file and its secret files in ``directory``; ``write()`` again after changing settings."""
+
+    directory: Path
+    dsn: str
+    port: int = field(default_factory=free_port)
+    webhook_secrets: list[str] = field(default_factory=lambda: [generate_secret()])
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "telepayd.toml"
+
+    def secret_file(self, name: str) -> Path:
+        return self.directory / name
+
+    def write(self) -> Path:
+        secrets = {
+            "webhook-secrets": "\n".join(self.webhook_secrets),
+            "telegram-token": TELEGRAM_TOKEN,
+            "telegram-webhook-secret": "tg-secret-token-1",
+            "nowpayments-api-key": "NP-TEST-KEY",
+            "nowpayments-ipn-secret": "ipn-secret-1",
+        }
+        for name, text in secrets.items():
+            path = self.secret_file(name)
+            path.write_text(text + "\n")
+            path.chmod(0o600)
+        sections: dict[str, dict[str, Any]] = {
+            "server": {"host": "127.0.0.1", "port": self.port, "trusted_proxies": [], "max_body_bytes": 65536},
+            "webhooks": {
+                "allowed_ips": ["127.0.0.0/8", "::1/128"],
+                "secrets_file": str(self.secret_file("webhook-secrets")),
+                "tolerance_seconds": 300,
+            },
+            "webhooks.rate_limit": {"per_minute": 100000, "burst": 100000, "max_clients": 1000},
+            "telegram": {
+                "token_file": str(self.secret_file("telegram-token")),
+                "webhook_secret_file": str(self.secret_file("telegram-webhook-secret")),
+            },
+            "nowpayments": {
+                "api_key_file": str(self.secret_file("nowpayments-api-key")),
+                "ipn_secret_file": str(self.secret_file("nowpayments-ipn-secret")),
+            },
+            "database": {"dsn": self.dsn, "min_size": 1, "max_size": 4, "timeout_seconds": 5},
+            "logging": {"level": "info"},
+        }
+        for name, values in self.settings.items():
+            sections.setdefault(name, {}).update(values)
+        lines = []
+        for name, values in sections.items():
+            lines.append(f"[{name}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+            lines.append("")
+        self.path.write_text("\n".join(lines))
+        return self.path
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's ``NOTIFY_SOCKET``."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="telepayd-notify-")) / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.messages: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 15.0, *, start: int = 0) -> str:
+        """Return the first message from index ``start`` on that contains ``text`` (reading as needed)."""
+        deadline = time.monotonic() + timeout
+        index = start
+        while True:
+            while index < len(self.messages):
+                if text in self.messages[index]:
+                    return self.messages[index]
+                index += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no sd_notify message with {text!r}; got {self.messages}")
+            self.sock.settimeout(remaining)
+            try:
+                self.messages.append(self.sock.recv(4096).decode("latin-1"))
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+class Daemon:
+    """``python -m telepayd run`` as a child process."""
+
+    def __init__(self, config: ConfigFiles, *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.notify = NotifyListener()
+        self.log_path = config.directory / f"daemon-{time.monotonic_ns()}.log"
+        environment = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        environment.update({"NOTIFY_SOCKET": str(self.notify.path), "PYTHONPATH": str(ROOT)})
+        environment.update(env or {})
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "telepayd", "run", "-c", str(config.path)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=environment, cwd=config.directory,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.port}"
+
+    def wait_ready(self, timeout: float = 20.0) -> str:
+        try:
+            return self.notify.wait_for("READY=1", timeout)
+        except TimeoutError:
+            raise TimeoutError(f"daemon not ready; exit={self.process.poll()} log:\n{self.log()}") from None
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def send(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        self.notify.close()
+        return self.process.returncode
