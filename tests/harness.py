@@ -118,7 +118,19 @@ class NotifyListener:
             except TimeoutError:
                 continue
 
+    def drain(self) -> None:
+        """Read every message already sent."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.messages.append(self.sock.recv(4096).decode("latin-1"))
+        except BlockingIOError:
+            pass
+
     def close(self) -> None:
+        if self.sock.fileno() < 0:
+            return
+        self.drain()
         self.sock.close()
         self.path.unlink(missing_ok=True)
 
@@ -133,11 +145,11 @@ class Daemon:
         environment = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         environment.update({"NOTIFY_SOCKET": str(self.notify.path), "PYTHONPATH": str(ROOT)})
         environment.update(env or {})
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "telepayd", "run", "-c", str(config.path)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=environment, cwd=config.directory,
-        )
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "telepayd", "run", "-c", str(config.path)],
+                stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=config.directory,
+            )
 
     @property
     def base_url(self) -> str:
@@ -150,13 +162,13 @@ class Daemon:
             raise TimeoutError(f"daemon not ready; exit={self.process.poll()} log:\n{self.log()}") from None
 
     def log(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def send(self, sig: signal.Signals) -> None:
         self.process.send_signal(sig)
 
     def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, wait, and return the exit code (idempotent)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -164,6 +176,5 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
         self.notify.close()
         return self.process.returncode
