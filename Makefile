@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: help install run test bench clean
+.PHONY: help deps install run test bench clean
 
 help:
 	@echo "make run     start a throwaway PostgreSQL and telepayd on 127.0.0.1:8080 (Ctrl-C stops)"
@@ -8,16 +8,19 @@ help:
 	@echo "make bench   run the benchmarks in bench/ (prints ratios)"
 	@echo "make install install telepayd and the test tools with pip"
 
+deps:
+	@PYTHON=$(PYTHON) tools/ensure_deps.sh
+
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
 
-run:
+run: deps
 	$(PYTHON) -m tools.run_local
 
-test:
+test: deps
 	$(PYTHON) -m pytest
 
-bench:
+bench: deps
 	$(PYTHON) -m bench
 
 clean:

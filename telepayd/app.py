@@ -14,7 +14,7 @@ from .app_keys import committer_key, database_key, runtime_key
 from .database import Database
 from .errors import StoreUnavailable
 from .ingest import GroupCommitter
-from .middlewares import MIDDLEWARES
+from .guard import Caller, add_routes
 from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -23,11 +23,13 @@ FIRST_CONNECT_SECONDS = 3.0
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/health", views.health, name="health", allow_head=True)
-    app.router.add_get("/ready", views.ready, name="ready", allow_head=True)
-    app.router.add_get("/status", views.status, name="status")
-    app.router.add_post("/webhooks/notification", views.post_notification, name="notification")
-    app.router.add_post("/webhooks/broadcast", views.post_broadcast, name="broadcast")
+    add_routes(app, [
+        ("GET", "/health", "health", Caller.ANYONE, views.health),
+        ("GET", "/ready", "ready", Caller.ANYONE, views.ready),
+        ("GET", "/status", "status", Caller.OPERATOR, views.status),
+        ("POST", "/webhooks/notification", "notification", Caller.CLOUD_RUN, views.post_notification),
+        ("POST", "/webhooks/broadcast", "broadcast", Caller.CLOUD_RUN, views.post_broadcast),
+    ])
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -61,7 +63,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(runtime: Runtime) -> web.Application:
     """Build the application for ``runtime`` (the daemon's, or a test's)."""
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=runtime.config.server.max_body_bytes)
+    app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
     app[runtime_key] = runtime
     setup_routes(app)
     app.cleanup_ctx.append(database_ctx)

@@ -72,7 +72,7 @@ def _json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", str(exc)) from None
 
 
-async def _store(request: web.Request, message: Incoming) -> web.Response:
+async def _store(request: web.Request, message: Incoming, kind: str) -> web.Response:
     try:
         fresh = await request.app[committer_key].submit(message)
     except StoreUnavailable as exc:
@@ -81,9 +81,9 @@ async def _store(request: web.Request, message: Incoming) -> web.Response:
     except UnstorableMessage:
         raise ApiError(422, "unstorable_body", "The database refused the body's content.") from None
     if fresh:
-        logger.info("stored %s %s", type(message).__name__, message.webhook_id)
+        logger.info("stored %s %s", kind, message.webhook_id)
         return web.json_response({"status": "accepted", "id": message.webhook_id}, status=202)
-    logger.info("duplicate webhook-id %s acknowledged", message.webhook_id)
+    logger.info("duplicate %s %s acknowledged, nothing written", kind, message.webhook_id)
     return web.json_response({"status": "duplicate", "id": message.webhook_id}, status=200)
 
 
@@ -92,10 +92,10 @@ async def post_notification(request: web.Request) -> web.Response:
     document = _json_body(request)
     validate_notification(document)
     body_text = request[body_key].decode("utf-8")
-    return await _store(request, IncomingNotification(request[webhook_id_key], body_text))
+    return await _store(request, IncomingNotification(request[webhook_id_key], body_text), "notification")
 
 
 async def post_broadcast(request: web.Request) -> web.Response:
     """A broadcast trigger (all channels, or the listed ones), stored as a job before the 202."""
     channels = validate_broadcast(_json_body(request))
-    return await _store(request, IncomingBroadcast(request[webhook_id_key], channels))
+    return await _store(request, IncomingBroadcast(request[webhook_id_key], channels), "broadcast job")

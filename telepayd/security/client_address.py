@@ -7,6 +7,7 @@ client forged on the left can never be picked. A malformed entry met on the walk
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -19,6 +20,7 @@ LOCALHOST = ipaddress.IPv4Address("127.0.0.1")
 MAX_FORWARDED_ENTRIES = 32
 
 
+@functools.lru_cache(maxsize=4096)  # peers and proxies repeat; bounded, and the values are immutable
 def parse_address(text: str) -> IPAddress:
     """Parse one address; an IPv4-mapped IPv6 address becomes the IPv4 address. Raises ``ValueError``."""
     address = ipaddress.ip_address(text.strip())

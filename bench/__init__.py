@@ -1,0 +1,1 @@
+"""Benchmarks: each prints ratios measured in one run (this machine is shared, so absolute times drift)."""

@@ -1,0 +1,7 @@
+"""``make bench``: every benchmark, one after the other."""
+
+from bench import http, rate_limiter
+
+rate_limiter.main()
+print()
+http.main()

@@ -1,0 +1,203 @@
+"""HTTP benchmarks with wrk on loopback: the security chain's cost, signed ingest, startup and memory.
+
+Each figure that depends on the machine is printed next to a ratio measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from telepayd.security.webhook_signature import sign
+from tools.local_config import ConfigFiles
+from tools.local_postgres import LocalPostgres, free_port
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+CONNECTIONS = 64
+BODY = json.dumps(
+    {"open_channel_id": "-1003268562225", "payment_type": "subscription",
+     "payment_data": {"user_id": 6271402111, "username": "alice", "amount": "9.99", "currency": "usd", "tier": 1, "duration_days": 30}}
+).encode()
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_wrk_script(directory: Path, path: str, secret: str, count: int) -> Path:
+    """A wrk script that sends ``count`` requests, each with its own webhook-id, signed ahead of time."""
+    data = directory / f"signed-{path.strip('/').replace('/', '-')}.txt"
+    with data.open("w") as out:
+        for n in range(count):
+            h = sign(secret, BODY, message_id=f"bench-{os.getpid()}-{time.monotonic_ns()}-{n}")
+            out.write(f"{h.webhook_id} {h.webhook_timestamp} {h.webhook_signature}\n")
+    script = directory / f"wrk-{path.strip('/').replace('/', '-')}.lua"
+    script.write_text(f"""
+local signed = {{}}
+for line in io.lines({_lua_string(str(data))}) do
+  local id, ts, sig = line:match("^(%S+) (%S+) (%S+)$")
+  signed[#signed + 1] = {{id, ts, sig}}
+end
+local body = {_lua_string(BODY.decode())}
+local path = {_lua_string(path)}
+local i = 0
+request = function()
+  i = i + 1
+  if i > #signed then i = 1 end
+  local s = signed[i]
+  return wrk.format("POST", path, {{["Content-Type"] = "application/json", ["webhook-id"] = s[1],
+    ["webhook-timestamp"] = s[2], ["webhook-signature"] = s[3]}}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("P99_US %d\\n", latency:percentile(99)))
+  io.write(string.format("REQUESTS %d\\n", summary.requests))
+  io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+""")
+    return script
+
+
+def run_wrk(url: str, script: Path, seconds: int = SECONDS) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {
+        "rps": rps,
+        "p99_ms": int(re.search(r"P99_US (\d+)", out).group(1)) / 1000,
+        "requests": int(re.search(r"REQUESTS (\d+)", out).group(1)),
+        "errors": int(re.search(r"ERRORS (\d+)", out).group(1)),
+    }
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def chain_overhead(files: ConfigFiles, workdir: Path) -> float:
+    """Throughput of a no-op route behind the security chain over the same route without it."""
+    script = write_wrk_script(workdir, "/noop", files.webhook_secrets[0], 1000)
+    modes = ("plain", "answers", "secured")
+    results: dict[str, list[float]] = {mode: [] for mode in modes}
+    for mode in modes * 2:  # interleaved, so drift on a shared machine hits each alike
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "bench.noop_server", mode, str(port), str(files.path)])
+        try:
+            wait_port(port)
+            run = run_wrk(f"http://127.0.0.1:{port}", script, max(3, SECONDS // 2))
+            assert run["errors"] == 0, f"{mode}: {run['errors']} non-2xx answers"
+            results[mode].append(run["rps"])
+        finally:
+            server.terminate()
+            server.wait(10)
+    plain, answers, secured = (sum(results[m]) / len(results[m]) for m in modes)
+    ratio = secured / plain
+    print("security chain on a no-op POST route, wrk -t1 -c64 (interleaved runs, averaged):")
+    print(f"  plain aiohttp                        {plain:8.0f} req/s")
+    print(f"  + request id, headers, JSON errors   {answers:8.0f} req/s  ratio {answers / plain:.2f}")
+    print(f"  + allowlist, rate limit, body, type, Standard Webhooks signature")
+    print(f"                                       {secured:8.0f} req/s  ratio {ratio:.2f} (target >= 0.85)")
+    return ratio
+
+
+def ingest(files: ConfigFiles, workdir: Path, noop_secured_rps: float | None = None) -> dict[str, float]:
+    """Signed notifications through the real daemon: verify, dedupe, store with group commit, 202."""
+    expected = int(SECONDS * 12000)
+    script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], expected)
+    daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(files.port)
+        time.sleep(0.5)
+        run = run_wrk(f"http://127.0.0.1:{files.port}", script)
+        with urllib.request.urlopen(f"http://127.0.0.1:{files.port}/status") as response:
+            status = json.load(response)
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+    accepted = status["requests"].get("notification", {}).get("202", 0)
+    batches = max(1, status["ingest"]["batches"])
+    print("signed notification ingest (verify, dedupe, store durably, 202), wrk -t1 -c64:")
+    print(f"  throughput        {run['rps']:8.0f} req/s ({accepted} stored, {run['errors']} non-2xx)")
+    print(f"  p99 latency       {run['p99_ms']:8.1f} ms")
+    print(f"  messages/commit   {status['ingest']['messages'] / batches:8.1f} (group commit)")
+    print(f"  vs 1,000 req/s    {run['rps'] / 1000:8.1f}x the Flask design's figure without a database write (target 5x)")
+    if noop_secured_rps:
+        print(f"  vs no-op route    {run['rps'] / noop_secured_rps:8.2f} of the secured no-op route's throughput")
+    return run
+
+
+def startup_and_memory(files: ConfigFiles) -> None:
+    """Time from exec to READY=1 (database up), and resident memory once idle."""
+    notify_dir = Path(tempfile.mkdtemp())
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_dir / "notify"))
+    sock.settimeout(20)
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_dir / "notify")}
+    times = []
+    rss_mb = 0.0
+    for _ in range(3):
+        started = time.monotonic()
+        daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while "READY=1" not in sock.recv(4096).decode():
+            pass
+        times.append(time.monotonic() - started)
+        time.sleep(2)
+        rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{daemon.pid}/status").read_text()).group(1))
+        rss_mb = max(rss_mb, rss_kb / 1024)
+        daemon.terminate()
+        daemon.wait(20)
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = time.monotonic() - started
+    best = min(times)
+    print("startup and memory:")
+    print(f"  exec to READY=1   {best:8.2f} s best of 3 (target < 1.5 s); {best / bare:.1f}x a bare 'python3 -c pass' ({bare:.2f} s)")
+    print(f"  idle RSS          {rss_mb:8.1f} MB (target < 90 MB)")
+    sock.close()
+    shutil.rmtree(notify_dir, ignore_errors=True)
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="telepayd-bench-"))
+    cluster = LocalPostgres().start()
+    try:
+        files = ConfigFiles(workdir, cluster.dsn(), settings={
+            # Limits far above what a load generator on this machine reaches: measure the work, not 429s.
+            "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
+            "database": {"min_size": 2, "max_size": 4},
+            "logging": {"level": "warning"},
+        })
+        files.write()
+        chain_overhead(files, workdir)
+        print()
+        ingest(files, workdir)
+        print()
+        startup_and_memory(files)
+    finally:
+        cluster.remove()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

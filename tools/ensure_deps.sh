@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what `make run` and `make test` need when it is missing: Debian's PostgreSQL server binaries
+# (as root, with apt-get) and telepayd with its test tools (pip, editable). Quick when all is there.
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "PostgreSQL server binaries are missing: run 'sudo apt-get install postgresql' first" >&2
+        exit 1
+    fi
+    echo "==> installing PostgreSQL (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+
+if ! "$PYTHON" - <<'PY' 2>/dev/null
+import importlib.metadata as m, sys
+import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, pytest, pytest_aiohttp, standardwebhooks, hypothesis
+sys.exit(0 if m.version("telepayd") == telepayd.__version__ else 1)
+PY
+then
+    echo "==> installing telepayd and its test tools (pip)"
+    "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+fi

@@ -1,0 +1,112 @@
+"""``make run``: telepayd on this machine alone — a throwaway PostgreSQL, a generated config, the real daemon.
+
+From a terminal it leaves the daemon running (with a ready-to-paste signed curl command) until Ctrl-C.
+Without one it sends a signed notification, checks that it was stored, and exits 0 only if it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from telepayd.security.webhook_signature import sign
+from tools.local_config import ConfigFiles
+from tools.local_postgres import LocalPostgres
+
+PORT = int(os.environ.get("TELEPAYD_PORT", "8080"))
+EXAMPLE = {
+    "open_channel_id": "-1003268562225",
+    "payment_type": "subscription",
+    "payment_data": {"user_id": 6271402111, "username": "alice", "amount": "9.99", "currency": "usd", "tier": 1, "duration_days": 30},
+}
+
+
+def say(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"telepayd exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit("telepayd did not become ready")
+
+
+def post_signed(url: str, secret: str, body: bytes) -> tuple[int, str]:
+    headers = {**sign(secret, body).as_dict(), "Content-Type": "application/json"}
+    request = urllib.request.Request(url + "/webhooks/notification", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    # Ctrl-C or SIGTERM stops everything, even when started with SIGINT ignored (in the background).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    workdir = Path(tempfile.mkdtemp(prefix="telepayd-run-"))
+    say("starting a throwaway PostgreSQL")
+    cluster = LocalPostgres().start()
+    files = ConfigFiles(workdir, cluster.dsn(), port=PORT)
+    files.write()
+    say(f"config and secret files in {workdir}")
+    daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)])
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        wait_ready(url, daemon)
+        say(f"telepayd is ready on {url}")
+        body = json.dumps(EXAMPLE).encode()
+        status, answer = post_signed(url, files.webhook_secrets[0], body)
+        say(f"signed notification from a 'Cloud Run' caller -> {status} {answer}")
+        if status != 202:
+            return 1
+        if sys.stdin.isatty():
+            example = workdir / "notification.json"
+            example.write_bytes(body)
+            secret_file = files.secret_file("webhook-secrets")
+            say("try it yourself (Ctrl-C stops telepayd and PostgreSQL):")
+            print(f"""
+    curl -s {url}/health
+    curl -s {url}/status
+    telepayd sign --secret-file {secret_file} < {example} > {workdir}/headers
+    curl -s -X POST {url}/webhooks/notification -H 'Content-Type: application/json' \\
+         -H @{workdir}/headers --data-binary @{example}
+    kill -HUP {daemon.pid}    # reload config and secrets
+""", flush=True)
+            try:
+                daemon.wait()
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(20)
+        say(f"telepayd stopped with exit code {daemon.returncode}")
+        cluster.remove()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
