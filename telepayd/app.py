@@ -10,8 +10,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import views
-from .app_keys import committer_key, database_key, runtime_key
+from .app_keys import bot_key, committer_key, database_key, nowpayments_key, outbox_key, runtime_key
+from .bot import TelegramBot
 from .database import Database
+from .handlers.commands import BotDeps
+from .nowpayments import NowPaymentsClient
+from .outbox import OutboxWorker
 from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
@@ -29,6 +33,8 @@ def setup_routes(app: web.Application) -> None:
         ("GET", "/status", "status", Caller.OPERATOR, views.status),
         ("POST", "/webhooks/notification", "notification", Caller.CLOUD_RUN, views.post_notification),
         ("POST", "/webhooks/broadcast", "broadcast", Caller.CLOUD_RUN, views.post_broadcast),
+        ("POST", "/webhooks/nowpayments", "nowpayments", Caller.NOWPAYMENTS, views.post_nowpayments),
+        ("POST", app[runtime_key].config.telegram.webhook_path, "telegram", Caller.TELEGRAM, views.post_telegram),
     ])
 
 
@@ -61,10 +67,34 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await database.close()
 
 
+async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The NowPayments client, the Telegram bot (started in the background) and the outbox worker."""
+    runtime = app[runtime_key]
+    database = app[database_key]
+    nowpayments = NowPaymentsClient(lambda: runtime.config.nowpayments)
+    await nowpayments.start()
+    bot: TelegramBot | None = None
+    outbox = OutboxWorker(database.pool, lambda: bot.application.bot if bot is not None and bot.ready else None)
+    bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, nowpayments, outbox.wake))
+    bot.start().add_done_callback(runtime.on_background_task_done)
+    delivering = asyncio.create_task(outbox.run(), name="outbox")
+    delivering.add_done_callback(runtime.on_background_task_done)
+    app[nowpayments_key] = nowpayments
+    app[bot_key] = bot
+    app[outbox_key] = outbox
+    yield
+    delivering.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await delivering
+    await bot.stop()
+    await nowpayments.close()
+
+
 def create_app(runtime: Runtime) -> web.Application:
     """Build the application for ``runtime`` (the daemon's, or a test's)."""
     app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
     app[runtime_key] = runtime
     setup_routes(app)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(bot_ctx)
     return app

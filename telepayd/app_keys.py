@@ -9,13 +9,19 @@ from aiohttp import web
 from .security.client_address import IPAddress
 
 if TYPE_CHECKING:
+    from .bot import TelegramBot
     from .database import Database
     from .ingest import GroupCommitter
+    from .nowpayments import NowPaymentsClient
+    from .outbox import OutboxWorker
     from .runtime import Runtime
 
 runtime_key = web.AppKey("runtime", "Runtime")
 database_key = web.AppKey("database", "Database")
 committer_key = web.AppKey("committer", "GroupCommitter")
+bot_key = web.AppKey("bot", "TelegramBot")
+outbox_key = web.AppKey("outbox", "OutboxWorker")
+nowpayments_key = web.AppKey("nowpayments", "NowPaymentsClient")
 
 client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
 body_key = web.RequestKey("body", bytes)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .config import Config, config_path, load
-from .errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, SchemaTooNew
+from .errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, SchemaTooNew
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(check)
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
     _add_config_option(migrate)
+
+    webhook = commands.add_parser("set-webhook", help="register the Telegram webhook with the first secret token")
+    _add_config_option(webhook)
+
+    channels = commands.add_parser("channels", help="the channels for sale")
+    channel_actions = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = channel_actions.add_parser("add", help="register a channel with 1-3 tiers")
+    add.add_argument("--open", required=True, metavar="ID", help="the public channel where the subscribe post lives")
+    add.add_argument("--closed", required=True, metavar="ID", help="the private channel that is sold")
+    add.add_argument("--owner", required=True, metavar="CHAT_ID", help="the owner's chat id (payment messages)")
+    add.add_argument("--title", required=True)
+    add.add_argument("--description", default="")
+    add.add_argument("--tier", action="append", metavar="PRICE:DAYS", help="e.g. 9.99:30; repeat for up to 3 tiers")
+    listing = channel_actions.add_parser("list", help="list channels (key, ids, title, tiers)")
+    listing.add_argument("--all", action="store_true", help="include removed channels")
+    update = channel_actions.add_parser("update", help="change a channel (new tiers replace the old ones)")
+    update.add_argument("id", metavar="ID", help="channel key or open channel id")
+    update.add_argument("--title")
+    update.add_argument("--description")
+    update.add_argument("--owner", metavar="CHAT_ID")
+    update.add_argument("--tier", action="append", metavar="PRICE:DAYS")
+    remove = channel_actions.add_parser("remove", help="take a channel off sale")
+    remove.add_argument("id", metavar="ID", help="channel key or open channel id")
+    remove.add_argument("--force", action="store_true", help="even with active subscribers (they run to their end)")
+    for sub in (add, listing, update, remove):
+        _add_config_option(sub)
+
+    orders = commands.add_parser("orders", help="look up orders")
+    order_actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = order_actions.add_parser("show", help="an order with its IPN history and grant, or a user's orders")
+    show.add_argument("order_id", nargs="?", metavar="ORDER_ID")
+    show.add_argument("--user", type=int, metavar="ID")
+    _add_config_option(show)
+
+    subs = commands.add_parser("subscriptions", help="manual fixes, each recorded")
+    sub_actions = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("grant", "extend a subscription by --days and send a join link"), ("revoke", "end a subscription now")):
+        action = sub_actions.add_parser(name, help=text)
+        action.add_argument("--user", type=int, required=True, metavar="ID")
+        action.add_argument("--channel", required=True, metavar="ID", help="channel key or open channel id")
+        action.add_argument("--days", type=int, metavar="N")
+        _add_config_option(action)
 
     sign = commands.add_parser(
         "sign", help="print Standard Webhooks headers for the body on standard input",
@@ -119,9 +162,55 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "check-config": cmd_check_config, "migrate": cmd_migrate, "sign": cmd_sign}
+def cmd_operator(args: argparse.Namespace) -> int:
+    """channels / orders / subscriptions / set-webhook: one line per result, one line per problem."""
+    from telegram.error import TelegramError
+
+    from . import admin
+    from .errors import StoreUnavailable
+
+    config = _load_or_report(config_path(args.config))
+    if config is None:
+        return EXIT_CONFIG
+    if args.command == "orders" and (args.order_id is None) == (args.user is None):
+        print("telepayd orders show: give an ORDER_ID or --user ID", file=sys.stderr)
+        return EXIT_USAGE
+    run = {
+        "channels": lambda: admin.channels_command(config, args),
+        "orders": lambda: admin.orders_command(config, args),
+        "subscriptions": lambda: admin.subscriptions_command(config, args),
+        "set-webhook": lambda: admin.set_webhook_command(config),
+    }[args.command]
+    try:
+        lines = asyncio.run(run())
+    except admin.UsageError as exc:
+        print(f"telepayd {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except StoreUnavailable as exc:
+        print(f"telepayd {args.command}: database unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except TelegramError as exc:
+        print(f"telepayd {args.command}: Telegram refused: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "migrate": cmd_migrate,
+    "sign": cmd_sign,
+    "channels": cmd_operator,
+    "orders": cmd_operator,
+    "subscriptions": cmd_operator,
+    "set-webhook": cmd_operator,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PTB 22 warns on RetryAfter.retry_after unless timedeltas are opted into; we handle both forms.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import __version__, logs
 from .app import create_app
-from .app_keys import database_key
+from .app_keys import bot_key, database_key
 from .config import Config, load
 from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, ConfigError, SchemaTooNew
 from .runtime import Runtime
@@ -32,8 +32,13 @@ STATUS_REFRESH_SECONDS = 5.0
 
 def status_line(runtime: Runtime, app: web.Application) -> str:
     """The one-line ``STATUS=`` text: ready or what is degraded, and anything awaiting a restart."""
-    database = app[database_key]
-    parts = ["ready" if database.schema_ready and not database.problem else f"degraded: database {database.problem}"]
+    database, bot = app[database_key], app[bot_key]
+    down = []
+    if not database.schema_ready or database.problem:
+        down.append(f"database {database.problem}")
+    if not bot.ready:
+        down.append(f"telegram {bot.problem}")
+    parts = [f"degraded: {', '.join(down)}" if down else "ready"]
     if runtime.last_reload_error:
         parts.append(f"last reload failed, previous config kept: {runtime.last_reload_error}")
     if runtime.restart_pending:

@@ -29,6 +29,7 @@ from .runtime import Guards, Metrics
 from .security.client_address import IPAddress, Networks, client_address, rate_limit_key
 from .security.errors import SecurityError
 from .security.headers import SECURITY_HEADERS, request_id
+from .security.telegram_token import SECRET_TOKEN_HEADER, verify_secret_token
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class Caller(enum.Enum):
     ANYONE = "anyone"  # health and readiness probes
     OPERATOR = "operator"  # status_allowed_ips
     CLOUD_RUN = "cloud_run"  # webhooks.allowed_ips, rate limit, body, Standard Webhooks signature
+    TELEGRAM = "telegram"  # optional telegram.allowed_ips, body, secret token
+    NOWPAYMENTS = "nowpayments"  # optional nowpayments.allowed_ips, body (the view checks the signature)
 
 
 _JSON_TYPES = frozenset({"application/json"})
@@ -98,6 +101,20 @@ async def _check(request: web.Request, caller: Caller, guards: Guards, max_body_
     client = _client(request, guards.trusted_proxies)
     if caller is Caller.OPERATOR:
         _require_allowed(client, guards.status_allowed_ips, "this route")
+        return
+    if caller is Caller.TELEGRAM:
+        if guards.telegram_allowed_ips:  # optional: an empty list means no IP check here
+            _require_allowed(client, guards.telegram_allowed_ips, "this route")
+        await _read_body(request, max_body_bytes)
+        try:
+            verify_secret_token(request.headers.get(SECRET_TOKEN_HEADER), guards.telegram_tokens)
+        except SecurityError as exc:
+            raise ApiError(401, exc.reason, exc.detail) from None
+        return
+    if caller is Caller.NOWPAYMENTS:
+        if guards.nowpayments_allowed_ips:  # optional: the signature is what authenticates
+            _require_allowed(client, guards.nowpayments_allowed_ips, "this route")
+        await _read_body(request, max_body_bytes)
         return
     _require_allowed(client, guards.webhook_allowed_ips, "the webhooks")
     wait = guards.webhook_limiter.acquire(rate_limit_key(client))

@@ -26,6 +26,10 @@ class Guards:
     webhook_allowed_ips: Networks
     webhook_verifier: WebhookVerifier
     webhook_limiter: RateLimiter
+    telegram_allowed_ips: Networks
+    telegram_tokens: tuple[bytes, ...]
+    nowpayments_allowed_ips: Networks
+    ipn_secrets: tuple[bytes, ...]
 
     @classmethod
     def build(cls, config: Config, previous: Guards | None = None) -> Guards:
@@ -38,6 +42,10 @@ class Guards:
                 config.webhooks.secrets, tolerance_seconds=config.webhooks.tolerance_seconds
             ),
             webhook_limiter=_limiter(config.webhooks.rate_limit, previous.webhook_limiter if previous else None),
+            telegram_allowed_ips=config.telegram.allowed_ips,
+            telegram_tokens=tuple(t.encode() for t in config.telegram.webhook_secrets),
+            nowpayments_allowed_ips=config.nowpayments.allowed_ips,
+            ipn_secrets=tuple(s.encode() for s in config.nowpayments.ipn_secrets),
         )
 
 

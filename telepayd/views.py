@@ -8,11 +8,19 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .app_keys import body_key, committer_key, database_key, runtime_key, webhook_id_key
+from psycopg_pool import PoolTimeout
+
+from .app_keys import body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, webhook_id_key
 from .errors import StoreUnavailable
 from .http_errors import RETRY_AFTER_SECONDS, ApiError, database_unavailable
 from .ingest import UnstorableMessage
+from .payments import InvalidIpn, apply_ipn, parse_ipn
+from .security.errors import SignatureError
+from .security.ipn_signature import SIGNATURE_HEADER, verify_ipn
 from .security.strict_json import JSONBodyError, parse_json_object
+from .store import anomalies
+from .store import outbox as outbox_store
+from .store.pool import UNAVAILABLE_ERRORS
 from .store.webhook_messages import Incoming, IncomingBroadcast, IncomingNotification
 from .webhook_schemas import validate_broadcast, validate_notification
 
@@ -25,16 +33,21 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: 200 when the database answers, else 503 naming what is down."""
-    database = request.app[database_key]
-    if await database.ping():
+    """Readiness: 200 when the database answers and the bot is initialised, else 503 naming what is down."""
+    database, bot = request.app[database_key], request.app[bot_key]
+    problems = {}
+    if not await database.ping():
+        problems["database"] = database.problem
+    if not bot.ready:
+        problems["telegram"] = bot.problem
+    if not problems:
         return web.json_response({"status": "ready"})
     return web.json_response(
         {
             "status": "unavailable",
             "error": "not_ready",
-            "detail": f"database: {database.problem}.",
-            "down": ["database"],
+            "detail": "; ".join(f"{part}: {problem}" for part, problem in problems.items()) + ".",
+            "down": sorted(problems),
         },
         status=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
@@ -47,6 +60,13 @@ async def status(request: web.Request) -> web.Response:
     database = request.app[database_key]
     committer = request.app[committer_key]
     metrics = runtime.metrics
+    outbox_depth = anomaly_counts = None
+    try:
+        async with database.pool.connection(timeout=2) as conn:
+            outbox_depth = await outbox_store.depth(conn)
+            anomaly_counts = await anomalies.counts(conn)
+    except (PoolTimeout, *UNAVAILABLE_ERRORS):
+        pass  # shown as null: the database part says why
     requests: dict[str, dict[str, int]] = {}
     for (route, code), count in sorted(metrics.requests.items()):
         requests.setdefault(route, {})[str(code)] = count
@@ -59,6 +79,10 @@ async def status(request: web.Request) -> web.Response:
             "rejections": dict(sorted(metrics.rejections.items())),
             "ingest": {"queued": committer.depth, "batches": committer.batches, "messages": committer.messages},
             "pool": database.pool.get_stats(),
+            "telegram": {"ready": request.app[bot_key].ready, "problem": request.app[bot_key].problem},
+            "outbox": {"pending": outbox_depth, "leader": request.app[outbox_key].leader,
+                       "sent": request.app[outbox_key].sent, "failed": request.app[outbox_key].failed},
+            "anomalies": anomaly_counts,
             "reloads": {"ok": metrics.reloads, "failed": metrics.failed_reloads, "last_error": runtime.last_reload_error},
             "restart_needed_for": runtime.restart_pending,
         }
@@ -99,3 +123,44 @@ async def post_broadcast(request: web.Request) -> web.Response:
     """A broadcast trigger (all channels, or the listed ones), stored as a job before the 202."""
     channels = validate_broadcast(_json_body(request))
     return await _store(request, IncomingBroadcast(request[webhook_id_key], channels), "broadcast job")
+
+
+async def post_nowpayments(request: web.Request) -> web.Response:
+    """A NowPayments IPN: parsed (400), signature-checked (401), stored and applied in one transaction (200)."""
+    body = request[body_key]
+    runtime = request.app[runtime_key]
+    try:
+        verify_ipn(body, request.headers.get(SIGNATURE_HEADER), runtime.guards.ipn_secrets)
+        ipn = parse_ipn(parse_json_object(body))
+    except JSONBodyError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
+    except SignatureError as exc:
+        raise ApiError(401, exc.reason, exc.detail) from None
+    except InvalidIpn as exc:
+        raise ApiError(422, "invalid_field", str(exc)) from None
+    pool = request.app[database_key].pool
+    try:
+        async with pool.connection(timeout=2.5) as conn:  # NowPayments wants an answer within 3 s
+            async with conn.transaction():
+                outcome = await apply_ipn(conn, ipn, body.decode("utf-8"), runtime.config)
+    except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+        logger.warning("IPN %s/%s not applied, database unavailable: %s", ipn.payment_id, ipn.payment_status, exc)
+        raise database_unavailable() from None
+    logger.info("IPN payment %s order %s status %s: %s", ipn.payment_id, ipn.order_id, ipn.payment_status, outcome)
+    request.app[outbox_key].wake()
+    return web.json_response({"status": "ok", "outcome": outcome})
+
+
+async def post_telegram(request: web.Request) -> web.Response:
+    """A Telegram update: queued in memory for the bot (chat, not money), 200 once queued."""
+    bot = request.app[bot_key]
+    if not bot.ready:
+        raise ApiError(503, "bot_unavailable", "The bot is not initialised yet; retry later.",
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    try:
+        await bot.feed(parse_json_object(request[body_key], decimals=False))
+    except JSONBodyError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_update", str(exc)) from None
+    return web.json_response({"status": "queued"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.harness import ConfigFiles, Daemon
+from tests.harness import ConfigFiles, Daemon, Emulator
 from tools.local_postgres import LocalPostgres
 
 
@@ -40,9 +40,23 @@ def database_dsn(admin_dsn: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def emulator_process() -> Iterator[Emulator]:
+    emulator = Emulator()
+    yield emulator
+    emulator.stop()
+
+
 @pytest.fixture
-def config_files(tmp_path: Path, database_dsn: str) -> ConfigFiles:
-    files = ConfigFiles(tmp_path, database_dsn)
+def emulator(emulator_process: Emulator) -> Emulator:
+    """The Telegram Bot API and NowPayments emulators, with nothing recorded yet."""
+    emulator_process.reset()
+    return emulator_process
+
+
+@pytest.fixture
+def config_files(tmp_path: Path, database_dsn: str, emulator: Emulator) -> ConfigFiles:
+    files = ConfigFiles(tmp_path, database_dsn, api_base=emulator.base_url)
     files.write()
     return files
 

@@ -105,3 +105,128 @@ class Daemon:
                 self.process.wait()
         self.notify.close()
         return self.process.returncode
+
+
+class Emulator:
+    """The Telegram Bot API and NowPayments emulators (one subprocess), driven over their control API."""
+
+    def __init__(self) -> None:
+        from tools.local_postgres import free_port
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.emulators.server", str(self.port)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("the emulator did not start") from None
+                time.sleep(0.05)
+
+    def _call(self, method: str, path: str, body: object = None) -> object:
+        import json
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def reset(self) -> None:
+        self._call("POST", "/_emulator/reset", {})
+
+    def calls(self, method: str | None = None) -> list[dict]:
+        suffix = f"?method={method}" if method else ""
+        return self._call("GET", "/_emulator/telegram/calls" + suffix)  # type: ignore[return-value]
+
+    def wait_calls(self, method: str, count: int = 1, *, timeout: float = 15.0, where=None) -> list[dict]:
+        """Wait until at least ``count`` calls of ``method`` (matching ``where``) were recorded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [c for c in self.calls(method) if where is None or where(c["params"])]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def fail(self, method: str, status: int, *, description: str = "Error", retry_after: int | None = None,
+             count: int | None = None, seconds: float | None = None) -> None:
+        self._call("POST", "/_emulator/telegram/fail", {"method": method, "status": status, "description": description,
+                                                         "retry_after": retry_after, "count": count, "seconds": seconds})
+
+    def invoices(self) -> dict[str, dict]:
+        return self._call("GET", "/_emulator/nowpayments/invoices")  # type: ignore[return-value]
+
+    def fail_invoices(self, count: int) -> None:
+        self._call("POST", "/_emulator/nowpayments/fail-invoices", {"count": count})
+
+    def send_ipn(self, order_id: str, status: str, *, payment_id: int | None = None, overrides: dict | None = None,
+                 signature: str | None = None) -> dict:
+        return self._call("POST", "/_emulator/nowpayments/ipn", {  # type: ignore[return-value]
+            "order_id": order_id, "status": status, "payment_id": payment_id, "overrides": overrides or {},
+            "signature": signature})
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class TelegramUser:
+    """A scripted Telegram user: sends updates to the daemon's webhook as Telegram would."""
+
+    _update_ids = iter(range(1, 10**9))
+
+    def __init__(self, daemon: Daemon, user_id: int, username: str = "alice", *, secret: str = "tg-secret-token-1") -> None:
+        self.daemon = daemon
+        self.user_id = user_id
+        self.username = username
+        self.secret = secret
+
+    @property
+    def user(self) -> dict:
+        return {"id": self.user_id, "is_bot": False, "first_name": self.username.title(), "username": self.username}
+
+    def _post(self, update: dict) -> int:
+        import json
+        import urllib.error
+        import urllib.request
+
+        update = {"update_id": next(self._update_ids), **update}
+        request = urllib.request.Request(
+            self.daemon.base_url + "/telegram", data=json.dumps(update).encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": self.secret},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def send(self, text: str) -> int:
+        message = {"message_id": next(self._update_ids), "date": int(time.time()), "text": text, "from": self.user,
+                   "chat": {"id": self.user_id, "type": "private", "first_name": self.username.title()}}
+        if text.startswith("/"):
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return self._post({"message": message})
+
+    def press(self, data: str, message_id: int = 1) -> int:
+        return self._post({"callback_query": {
+            "id": str(next(self._update_ids)), "from": self.user, "chat_instance": "ci", "data": data,
+            "message": {"message_id": message_id, "date": int(time.time()), "text": "menu",
+                        "chat": {"id": self.user_id, "type": "private"}, "from": {"id": 7000000001, "is_bot": True, "first_name": "TelePay"}},
+        }})
+
+    def ask_to_join(self, chat_id: int, invite_link: str) -> int:
+        return self._post({"chat_join_request": {
+            "chat": {"id": chat_id, "type": "channel", "title": "Closed"}, "from": self.user, "user_chat_id": self.user_id,
+            "date": int(time.time()),
+            "invite_link": {"invite_link": invite_link, "creator": {"id": 7000000001, "is_bot": True, "first_name": "TelePay"},
+                            "creates_join_request": True, "is_primary": False, "is_revoked": False},
+        }})

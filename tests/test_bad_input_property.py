@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from telepayd.security.webhook_signature import sign
@@ -120,7 +120,16 @@ def test_malformed_requests_never_get_a_500(config_files, start_daemon):
     def anything(raw: bytes) -> None:
         seen.add(_status(config_files.port, raw))
 
+    def signed_example(body: dict) -> bytes:
+        raw_body = json.dumps(body).encode()
+        headers = {"Content-Type": b"application/json",
+                   **{k: v.encode() for k, v in sign(SECRETS[0], raw_body).as_dict().items()}}
+        return _raw("POST", "/webhooks/notification", headers, raw_body)
+
+    # Explicit examples make sure the storage (202) and schema (422) layers are reached on every run.
     @PROPERTY_SETTINGS
+    @example(signed_example({"open_channel_id": "-100", "payment_type": "donation", "payment_data": {"amount": "5"}}))
+    @example(signed_example({"open_channel_id": "-100", "payment_type": "donation", "payment_data": []}))
     @given(signed_requests())
     def signed(raw: bytes) -> None:
         seen.add(_status(config_files.port, raw))

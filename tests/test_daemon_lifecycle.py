@@ -135,10 +135,10 @@ async def test_status_is_only_for_allowed_addresses(config_files, start_daemon):
     assert (status, body["error"]) == (403, "forbidden")
 
 
-async def test_database_down_at_start_runs_degraded_and_recovers(tmp_path, start_daemon):
+async def test_database_down_at_start_runs_degraded_and_recovers(tmp_path, start_daemon, emulator):
     cluster = LocalPostgres()  # not started yet: its port refuses connections
     try:
-        files = ConfigFiles(tmp_path, cluster.dsn(), settings={"database": {"timeout_seconds": 1}})
+        files = ConfigFiles(tmp_path, cluster.dsn(), settings={"database": {"timeout_seconds": 1}}, api_base=emulator.base_url)
         files.write()
         daemon = start_daemon(files)
         assert "degraded" in daemon.notify.messages[0]
@@ -198,9 +198,9 @@ async def test_watchdog_pings_when_systemd_asks(config_files, start_daemon):
     daemon.notify.wait_for("WATCHDOG=1", 5, start=mark)
 
 
-async def test_unix_socket_listener(tmp_path, database_dsn, start_daemon):
+async def test_unix_socket_listener(tmp_path, database_dsn, start_daemon, emulator):
     socket_path = tmp_path / "telepayd.sock"
-    files = ConfigFiles(tmp_path, database_dsn, settings={"server": {"unix_socket": str(socket_path)}})
+    files = ConfigFiles(tmp_path, database_dsn, settings={"server": {"unix_socket": str(socket_path)}}, api_base=emulator.base_url)
     files.write()
     start_daemon(files)
     connector = aiohttp.UnixConnector(path=str(socket_path))

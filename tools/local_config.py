@@ -10,6 +10,7 @@ from telepayd.security.webhook_signature import generate_secret
 from tools.local_postgres import free_port
 
 TELEGRAM_TOKEN = "123456789:AAHtelepaydTestTokenTestTokenTest01"
+TELEGRAM_SECRET_TOKEN = "tg-secret-token-1"
 
 
 def _toml_value(value: Any) -> str:
@@ -33,6 +34,8 @@ class ConfigFiles:
     port: int = field(default_factory=free_port)
     webhook_secrets: list[str] = field(default_factory=lambda: [generate_secret()])
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where the Telegram Bot API and NowPayments live (the emulators), e.g. "http://127.0.0.1:9000".
+    api_base: str | None = None
 
     @property
     def path(self) -> Path:
@@ -45,7 +48,7 @@ class ConfigFiles:
         secrets = {
             "webhook-secrets": "\n".join(self.webhook_secrets),
             "telegram-token": TELEGRAM_TOKEN,
-            "telegram-webhook-secret": "tg-secret-token-1",
+            "telegram-webhook-secret": TELEGRAM_SECRET_TOKEN,
             "nowpayments-api-key": "NP-TEST-KEY",
             "nowpayments-ipn-secret": "ipn-secret-1",
         }
@@ -64,14 +67,19 @@ class ConfigFiles:
             "telegram": {
                 "token_file": str(self.secret_file("telegram-token")),
                 "webhook_secret_file": str(self.secret_file("telegram-webhook-secret")),
+                "webhook_url": f"http://127.0.0.1:{self.port}/telegram",
             },
             "nowpayments": {
                 "api_key_file": str(self.secret_file("nowpayments-api-key")),
                 "ipn_secret_file": str(self.secret_file("nowpayments-ipn-secret")),
+                "ipn_callback_url": f"http://127.0.0.1:{self.port}/webhooks/nowpayments",
             },
             "database": {"dsn": self.dsn, "min_size": 1, "max_size": 4, "timeout_seconds": 5},
             "logging": {"level": "info"},
         }
+        if self.api_base:
+            sections["telegram"]["api_base_url"] = f"{self.api_base}/bot"
+            sections["nowpayments"]["api_base_url"] = f"{self.api_base}/v1"
         for name, values in self.settings.items():
             sections.setdefault(name, {}).update(values)
         lines = []

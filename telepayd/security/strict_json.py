@@ -15,14 +15,14 @@ def reject_constant(name: str) -> Any:
     raise JSONBodyError(f"{name} is not a JSON number.")
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse ``body``; raise ``JSONBodyError`` with a one-sentence reason on any problem."""
+def parse_json(body: bytes, *, decimals: bool = True) -> Any:
+    """Parse ``body`` (fractions as ``Decimal`` unless ``decimals`` is false); raise ``JSONBodyError``."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise JSONBodyError("The body is not valid UTF-8.") from None
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=reject_constant)
+        return json.loads(text, parse_float=Decimal if decimals else float, parse_constant=reject_constant)
     except JSONBodyError:
         raise
     except RecursionError:
@@ -34,9 +34,9 @@ def parse_json(body: bytes) -> Any:
         raise JSONBodyError("The body holds a number that is too long.") from None
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
+def parse_json_object(body: bytes, *, decimals: bool = True) -> dict[str, Any]:
     """Parse ``body`` and require a JSON object at the top level."""
-    value = parse_json(body)
+    value = parse_json(body, decimals=decimals)
     if not isinstance(value, dict):
         raise JSONBodyError("The body must be a JSON object.")
     return value

@@ -1,0 +1,187 @@
+"""The operator's commands (``telepayd channels|orders|subscriptions|set-webhook``), each printing plain lines."""
+
+from __future__ import annotations
+
+import argparse
+from decimal import Decimal, InvalidOperation
+
+from psycopg import AsyncConnection
+
+from .config import Config
+from .errors import TelepaydError
+from .handlers import texts
+from .store import anomalies, channels, orders, payments, subscriptions
+from .store import outbox as outbox_store
+from .store.pool import connect
+
+MAX_TIERS = 3
+
+
+class UsageError(TelepaydError):
+    """A bad argument: the message is one line for the operator."""
+
+
+def parse_tier(text: str) -> tuple[Decimal, int]:
+    """``PRICE:DAYS`` such as ``9.99:30``."""
+    price_text, colon, days_text = text.partition(":")
+    try:
+        price = Decimal(price_text)
+    except InvalidOperation:
+        price = Decimal(-1)
+    if not colon or not price.is_finite() or price <= 0 or price > Decimal("99999.99") or price.as_tuple().exponent < -2:
+        raise UsageError(f"--tier {text!r}: expected PRICE:DAYS with a price in USD above 0 and at most two decimals, like 9.99:30")
+    if not days_text.isdigit() or not 1 <= int(days_text) <= 3650:
+        raise UsageError(f"--tier {text!r}: DAYS must be a whole number from 1 to 3650")
+    return price, int(days_text)
+
+
+def parse_chat_id(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected a Telegram chat id, a whole number like -1001234567890") from None
+    if value == 0 or abs(value) >= 10**15:
+        raise UsageError(f"{option} {text!r}: not a Telegram chat id")
+    return value
+
+
+def _tiers(values: list[str] | None) -> list[tuple[Decimal, int]]:
+    tiers = [parse_tier(t) for t in values or []]
+    if len(tiers) > MAX_TIERS:
+        raise UsageError(f"at most {MAX_TIERS} tiers per channel, got {len(tiers)}")
+    return tiers
+
+
+async def _resolve_channel(conn: AsyncConnection, text: str) -> channels.Channel:
+    """A channel by key (the number in deep links, see 'channels list') or by open channel id."""
+    number = parse_chat_id(text, "channel")
+    found = await channels.get(conn, number) if number > 0 else await channels.find_by_open_id(conn, number)
+    if found is None:
+        raise UsageError(f"no channel {text}: see 'telepayd channels list'")
+    return found
+
+
+def _describe(channel: channels.Channel) -> str:
+    tiers = ", ".join(f"{texts.money(t.price)}/{t.days}d" for t in channel.tiers) or "no tiers"
+    state = " (removed)" if channel.removed else ""
+    return (
+        f"{channel.id}\topen {channel.open_channel_id}\tclosed {channel.closed_channel_id}\towner {channel.owner_chat_id}"
+        f"\t{channel.title}\t{tiers}{state}"
+    )
+
+
+async def channels_command(config: Config, args: argparse.Namespace) -> list[str]:
+    async with await connect(config.database) as conn:
+        if args.action == "list":
+            found = await (channels.list_all(conn) if args.all else channels.list_active(conn))
+            return [_describe(c) for c in found] or ["no channels: add one with 'telepayd channels add'"]
+        if args.action == "add":
+            tiers = _tiers(args.tier)
+            if not tiers:
+                raise UsageError("give 1 to 3 --tier PRICE:DAYS")
+            open_id = parse_chat_id(args.open, "--open")
+            closed_id = parse_chat_id(args.closed, "--closed")
+            if open_id == closed_id:
+                raise UsageError("--open and --closed must be different channels")
+            if not args.title.strip() or len(args.title) > 128:
+                raise UsageError("--title must be 1 to 128 characters")
+            async with conn.transaction():
+                try:
+                    key = await channels.add(
+                        conn, open_channel_id=open_id, closed_channel_id=closed_id,
+                        owner_chat_id=parse_chat_id(args.owner, "--owner"), title=args.title.strip(),
+                        description=(args.description or "").strip(), tiers=tiers,
+                    )
+                except channels.ChannelConflict as exc:
+                    raise UsageError(str(exc)) from None
+                await anomalies.record_operator_action(conn, "channel_add", f"{args.title} {tiers}", channel_id=key)
+            return [f"added channel {key}: deep link start=sub_{key}"]
+        channel = await _resolve_channel(conn, args.id)
+        if args.action == "update":
+            fields: dict[str, object] = {}
+            if args.title is not None:
+                fields["title"] = args.title.strip()
+            if args.description is not None:
+                fields["description"] = args.description.strip()
+            if args.owner is not None:
+                fields["owner_chat_id"] = parse_chat_id(args.owner, "--owner")
+            tiers = _tiers(args.tier)
+            if not fields and not tiers:
+                raise UsageError("nothing to update: give --title, --description, --owner or --tier")
+            async with conn.transaction():
+                await channels.update(conn, channel.id, fields)
+                if tiers:
+                    await channels.replace_tiers(conn, channel.id, tiers)
+                await anomalies.record_operator_action(conn, "channel_update", f"{sorted(fields)} tiers={tiers}", channel_id=channel.id)
+            return [f"updated channel {channel.id}"]
+        # remove
+        active = await channels.active_subscribers(conn, channel.id)
+        if active and not args.force:
+            raise UsageError(f"channel {channel.id} has {active} active subscriber(s); add --force (their subscriptions run to their end)")
+        async with conn.transaction():
+            await channels.remove(conn, channel.id)
+            await anomalies.record_operator_action(conn, "channel_remove", f"active subscribers: {active}", channel_id=channel.id)
+        return [f"removed channel {channel.id} from sale" + (f"; {active} subscription(s) run to their end" if active else "")]
+
+
+async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
+    async with await connect(config.database) as conn:
+        if args.user is not None:
+            found = await orders.for_user(conn, args.user)
+            return [
+                f"{o.order_id}\t{o.created_at:%Y-%m-%d %H:%M}\t{o.kind}\tchannel {o.channel_id}\t{texts.money(o.price)}\t{o.status}"
+                for o in found
+            ] or [f"no orders for user {args.user}"]
+        order = await orders.get(conn, args.order_id)
+        if order is None:
+            raise UsageError(f"no order {args.order_id!r}")
+        lines = [
+            f"order {order.order_id}: {order.kind}, user {order.user_id}" + (f" (@{order.username})" if order.username else ""),
+            f"  channel {order.channel_id}, {texts.money(order.price)} {order.currency}"
+            + (f", {order.days} days" if order.days else "") + f", status {order.status}",
+            f"  created {order.created_at:%Y-%m-%d %H:%M:%S %Z}, invoice {order.invoice_id or '-'} {order.invoice_url or ''}".rstrip(),
+        ]
+        for payment in await payments.for_order(conn, order.order_id):
+            granted = f", granted {payment.granted_at:%Y-%m-%d %H:%M}" if payment.granted_at else ""
+            lines.append(f"  payment {payment.payment_id}: {payment.status}{granted}")
+        for event in await payments.events_for_order(conn, order.order_id):
+            lines.append(f"  IPN {event.received_at:%Y-%m-%d %H:%M:%S} payment {event.payment_id} {event.payment_status}: {event.outcome}")
+        for link in await subscriptions.join_links_for_order(conn, order.order_id):
+            approved = f", approved {link.approved_at:%Y-%m-%d %H:%M}" if link.approved_at else ""
+            lines.append(f"  join link {link.invite_link} for user {link.user_id}, expires {link.expires_at:%Y-%m-%d %H:%M}{approved}")
+        return lines
+
+
+async def subscriptions_command(config: Config, args: argparse.Namespace) -> list[str]:
+    async with await connect(config.database) as conn:
+        channel = await _resolve_channel(conn, args.channel)
+        async with conn.transaction():
+            if args.action == "grant":
+                if not args.days or args.days < 1:
+                    raise UsageError("grant needs --days N (1 or more)")
+                ends_at = await subscriptions.extend(conn, user_id=args.user, channel_id=channel.id, days=args.days)
+                await subscriptions.touch_link(conn, args.user, channel.id)
+                await outbox_store.enqueue(conn, "join_link", args.user, {
+                    "order_id": None, "closed_chat_id": channel.closed_channel_id, "title": channel.title,
+                    "hours": config.subscriptions.invite_link_hours, "fresh": True,
+                })
+                await anomalies.record_operator_action(conn, "subscription_grant", f"{args.days} days, now until {ends_at}", user_id=args.user, channel_id=channel.id)
+                return [f"user {args.user} in channel {channel.id} until {ends_at:%Y-%m-%d %H:%M %Z}; a join link is queued"]
+            ended = await subscriptions.shorten_to_now(conn, user_id=args.user, channel_id=channel.id)
+            if not ended:
+                raise UsageError(f"user {args.user} has no active subscription to channel {channel.id}")
+            await anomalies.record_operator_action(conn, "subscription_revoke", "ended now", user_id=args.user, channel_id=channel.id)
+            return [f"subscription of user {args.user} to channel {channel.id} ended now"]
+
+
+async def set_webhook_command(config: Config) -> list[str]:
+    from .bot import ALLOWED_UPDATES, build_application
+
+    if config.telegram.mode != "webhook":
+        raise UsageError("[telegram] mode is \"polling\": there is no webhook to set")
+    application = build_application(config.telegram)
+    async with application:
+        await application.bot.set_webhook(
+            config.telegram.webhook_url, secret_token=config.telegram.webhook_secrets[0], allowed_updates=ALLOWED_UPDATES,
+        )
+    return [f"webhook set to {config.telegram.webhook_url} (allowed updates: {', '.join(ALLOWED_UPDATES)})"]

@@ -1,0 +1,98 @@
+"""python-telegram-bot inside the daemon's own event loop.
+
+Webhook mode: ``Application`` built with ``updater(None)``; ``POST /telegram`` puts updates on its queue.
+Polling mode (development, one daemon only): PTB's updater polls. Telegram unreachable at start does not
+stop the daemon: initialisation is retried with backoff while ``/ready`` says the bot is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application
+
+from .config import TelegramConfig
+from .handlers.commands import BotDeps, Handlers
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query", "chat_join_request", "chat_member", "my_chat_member"]
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def build_application(config: TelegramConfig) -> Application:
+    builder = Application.builder().token(config.token).base_url(config.api_base_url).concurrent_updates(True)
+    if config.mode == "webhook":
+        builder = builder.updater(None)
+    return builder.build()
+
+
+class TelegramBot:
+    """The PTB application and its lifecycle; ``ready`` once Telegram answered ``getMe``."""
+
+    def __init__(self, config: TelegramConfig, deps: BotDeps) -> None:
+        self.config = config
+        self.application = build_application(config)
+        Handlers(deps).register(self.application)
+        self.ready = False
+        self.problem = "starting"
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def bot(self):
+        return self.application.bot
+
+    def start(self) -> asyncio.Task[None]:
+        self._starting = asyncio.create_task(self._start_with_retries(), name="telegram-start")
+        return self._starting
+
+    async def _start_with_retries(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.application.initialize()
+                break
+            except InvalidToken:
+                self.problem = "Telegram refused the bot token"
+                logger.critical("Telegram refused the bot token; fix [telegram] token_file and restart")
+                return
+            except TelegramError as exc:
+                self.problem = f"Telegram unreachable ({exc})"
+                logger.warning("Telegram not reachable at start (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+        await self.application.start()
+        if self.config.mode == "polling" and self.application.updater is not None:
+            await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        self.ready = True
+        self.problem = ""
+        logger.info("Telegram bot @%s ready (%s mode)", self.application.bot.username, self.config.mode)
+
+    async def feed(self, data: dict[str, Any]) -> None:
+        """Queue one update from the webhook; raises ``ValueError`` when it is not an Update."""
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a Telegram update ({exc.__class__.__name__})") from None
+        if update is None:
+            raise ValueError("not a Telegram update")
+        await self.application.update_queue.put(update)
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish the queued ones, then shut PTB down."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
+        if self.ready:
+            self.ready = False
+            if self.application.updater is not None and self.application.updater.running:
+                await self.application.updater.stop()
+            await self.application.stop()
+        with contextlib.suppress(Exception):
+            await self.application.shutdown()

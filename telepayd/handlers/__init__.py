@@ -1,0 +1,1 @@
+"""python-telegram-bot handlers: start/help/status, choosing a channel and a tier, join requests."""

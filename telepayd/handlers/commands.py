@@ -1,0 +1,264 @@
+"""The bot's conversation: /start, /help, /status, buttons, join requests. State lives in PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from psycopg_pool import PoolTimeout
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatJoinRequestHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from ..database import Database
+from ..errors import StoreUnavailable
+from ..nowpayments import NowPaymentsClient, PaymentProviderError
+from ..payments import new_order_id
+from ..runtime import Runtime
+from ..store import anomalies, channels, orders, subscriptions
+from ..store import outbox as outbox_store
+from ..store.pool import UNAVAILABLE_ERRORS
+from . import keyboards, texts
+from .callbacks import decode
+
+logger = logging.getLogger(__name__)
+
+LINK_INTERVAL = timedelta(minutes=10)
+
+
+@dataclass
+class BotDeps:
+    """What the handlers need from the daemon."""
+
+    runtime: Runtime
+    database: Database
+    nowpayments: NowPaymentsClient
+    wake_outbox: Callable[[], None]
+
+
+class Handlers:
+    """Small verbs, one per thing a user can do; every one answers something short and helpful."""
+
+    def __init__(self, deps: BotDeps) -> None:
+        self.deps = deps
+
+    def register(self, application: Application) -> None:
+        application.add_handler(CommandHandler("start", self.start))
+        application.add_handler(CommandHandler("help", self.help))
+        application.add_handler(CommandHandler("status", self.status))
+        application.add_handler(CallbackQueryHandler(self.press_button))
+        application.add_handler(ChatJoinRequestHandler(self.join_request))
+        application.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, self.other_message))
+        application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, self.other_message))
+        application.add_error_handler(self.on_error)
+
+    @property
+    def _pool(self):
+        return self.deps.database.pool
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """List the channels, or open one directly from a deep link (start=sub_<key>)."""
+        message = update.effective_message
+        if message is None:
+            return
+        payload = context.args[0] if context.args else ""
+        if payload.startswith("sub_") and payload[4:].isdigit() and len(payload) <= 24:
+            await self._show_channel(update, int(payload[4:]), edit=False)
+            return
+        if payload:
+            logger.info("unknown /start payload %r from user %s", payload[:64], update.effective_user.id if update.effective_user else "?")
+        await self._show_list(update, page=0, edit=False)
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """How buying works."""
+        if update.effective_message:
+            await update.effective_message.reply_text(texts.HELP, parse_mode=ParseMode.HTML)
+
+    async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The user's subscriptions, with a button for a fresh join link on the active ones."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        async with self._pool.connection() as conn:
+            subs = await subscriptions.for_user(conn, user.id)
+        if not subs:
+            await message.reply_text(texts.STATUS_NONE)
+            return
+        now = datetime.now(timezone.utc)
+        lines = [texts.status_line(s.title, s.ends_at, s.ends_at > now) for s in subs]
+        active = [s for s in subs if s.ends_at > now]
+        await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=keyboards.status_links(active))
+
+    async def press_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Route a button press; unknown or stale data gets the current channel list."""
+        query = update.callback_query
+        if query is None:
+            return
+        button = decode(query.data)
+        await query.answer()
+        if button is None:
+            logger.info("unknown callback data %r from user %s", (query.data or "")[:64], query.from_user.id)
+            await self._reply(update, texts.STALE_BUTTON)
+            await self._show_list(update, page=0, edit=False)
+            return
+        if button.action == "list":
+            await self._show_list(update, page=button.args[0], edit=True)
+        elif button.action == "ch":
+            await self._show_channel(update, button.args[0], edit=True)
+        elif button.action == "tier":
+            await self._buy(update, *button.args)
+        elif button.action == "link":
+            await self._new_link(update, button.args[0])
+
+    async def other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Text (or an unknown command) where a button was expected."""
+        if update.effective_message:
+            await update.effective_message.reply_text(texts.UNKNOWN_INPUT)
+
+    async def join_request(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Approve the buyer on their own link; decline anyone else (a leaked link is useless)."""
+        request = update.chat_join_request
+        if request is None:
+            return
+        user_id, chat_id = request.from_user.id, request.chat.id
+        link = request.invite_link.invite_link if request.invite_link else None
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                known = await subscriptions.get_join_link(conn, link) if link else None
+                now = datetime.now(timezone.utc)
+                allowed = known is not None and known.user_id == user_id and known.chat_id == chat_id and known.expires_at > now
+                if allowed:
+                    await subscriptions.mark_approved(conn, link)
+                else:
+                    detail = (
+                        f"user {user_id} asked to join {chat_id} with "
+                        + (f"the link of order {known.order_id} (bought by user {known.user_id})" if known else f"an unknown link {link!r}")
+                    )
+                    logger.warning("anomaly intruder_join_request: %s; declined", detail)
+                    await anomalies.record(conn, "intruder_join_request", detail, order_id=known.order_id if known else None)
+        try:
+            if allowed:
+                await request.approve()
+                logger.info("approved user %s into %s", user_id, chat_id)
+            else:
+                await request.decline()
+        except TelegramError as exc:
+            logger.warning("could not answer the join request of user %s in %s: %s", user_id, chat_id, exc)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log the error with its traceback; tell the user something short, never the exception."""
+        error = context.error
+        if isinstance(error, (StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS)):
+            logger.warning("database unavailable while handling an update: %s", error)
+        else:
+            logger.error("error while handling an update", exc_info=error)
+        if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
+            try:
+                await context.bot.send_message(update.effective_chat.id, texts.BUSY)
+            except TelegramError:
+                pass
+
+    async def _reply(self, update: Update, text: str, **kwargs) -> None:
+        chat = update.effective_chat
+        if chat is not None:
+            await update.get_bot().send_message(chat.id, text, parse_mode=ParseMode.HTML, **kwargs)
+
+    async def _show(self, update: Update, text: str, markup, *, edit: bool) -> None:
+        query = update.callback_query
+        if edit and query is not None and query.message is not None:
+            try:
+                await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+                return
+            except TelegramError as exc:
+                logger.info("could not edit the message (%s); sending a new one", exc)
+        await self._reply(update, text, reply_markup=markup)
+
+    async def _show_list(self, update: Update, *, page: int, edit: bool) -> None:
+        async with self._pool.connection() as conn:
+            found = [c for c in await channels.list_active(conn) if c.tiers]
+        if not found:
+            await self._show(update, texts.NO_CHANNELS, None, edit=edit)
+            return
+        await self._show(update, texts.START, keyboards.channel_list(found, page), edit=edit)
+
+    async def _show_channel(self, update: Update, channel_key: int, *, edit: bool) -> None:
+        async with self._pool.connection() as conn:
+            channel = await channels.get(conn, channel_key)
+        if channel is None or channel.removed or not channel.tiers:
+            await self._show(update, texts.CHANNEL_GONE, None, edit=edit)
+            return
+        await self._show(update, texts.channel_details(channel.title, channel.description), keyboards.channel_tiers(channel), edit=edit)
+
+    async def _buy(self, update: Update, channel_key: int, tier_id: int) -> None:
+        """Create (or reuse) the order, then the invoice, and show the Pay button."""
+        user = update.effective_user
+        if user is None:
+            return
+        async with self._pool.connection() as conn:
+            channel = await channels.get(conn, channel_key)
+            tier = next((t for t in channel.tiers if t.id == tier_id), None) if channel and not channel.removed else None
+            if channel is None or channel.removed:
+                await self._show(update, texts.CHANNEL_GONE, None, edit=True)
+                return
+            if tier is None:
+                await self._reply(update, texts.STALE_BUTTON)
+                await self._show_channel(update, channel_key, edit=False)
+                return
+            async with conn.transaction():
+                order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
+                if order is None:
+                    order = await orders.create(
+                        conn, order_id=new_order_id(), kind="subscription", user_id=user.id, username=user.username,
+                        channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
+                    )
+                    logger.info("order %s created: user %s, channel %s, %s for %s days", order.order_id, user.id, channel.id, tier.price, tier.days)
+        url = order.invoice_url
+        if url is None:
+            try:
+                invoice = await self.deps.nowpayments.create_invoice(
+                    order_id=order.order_id, price=order.price, currency=order.currency,
+                    description=f"{channel.title}, {texts.day_count(tier.days)}",
+                )
+            except PaymentProviderError as exc:
+                logger.warning("invoice for order %s failed: %s", order.order_id, exc)
+                await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel), edit=True)
+                return
+            async with self._pool.connection() as conn:
+                await orders.set_invoice(conn, order.order_id, invoice.id, invoice.url)
+            url = invoice.url
+        await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
+
+    async def _new_link(self, update: Update, channel_key: int) -> None:
+        """A fresh personal join link for an active subscription, at most once per 10 minutes."""
+        user = update.effective_user
+        if user is None:
+            return
+        now = datetime.now(timezone.utc)
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                sub = await subscriptions.get_for_update(conn, user.id, channel_key)
+                if sub is None or sub.ends_at <= now:
+                    text = texts.LINK_NOT_ACTIVE
+                elif sub.last_link_at is not None and now - sub.last_link_at < LINK_INTERVAL:
+                    wait = LINK_INTERVAL - (now - sub.last_link_at)
+                    text = texts.LINK_TOO_SOON.format(minutes=max(1, int(wait.total_seconds() // 60) + 1))
+                else:
+                    await subscriptions.touch_link(conn, user.id, channel_key)
+                    await outbox_store.enqueue(conn, "join_link", user.id, {
+                        "order_id": None, "closed_chat_id": sub.closed_channel_id, "title": sub.title,
+                        "hours": self.deps.runtime.config.subscriptions.invite_link_hours, "fresh": True,
+                    })
+                    text = texts.LINK_QUEUED
+        self.deps.wake_outbox()
+        await self._reply(update, text)

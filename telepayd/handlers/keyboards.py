@@ -1,0 +1,45 @@
+"""Inline keyboards."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from ..store.channels import Channel
+from ..store.subscriptions import Subscription
+from . import texts
+from .callbacks import encode
+
+PAGE_SIZE = 10
+
+
+def channel_list(channels: list[Channel], page: int) -> InlineKeyboardMarkup:
+    pages = max(1, (len(channels) + PAGE_SIZE - 1) // PAGE_SIZE)
+    page = min(max(page, 0), pages - 1)
+    shown = channels[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    rows = [[InlineKeyboardButton(texts.channel_button(c.title, c.lowest_price), callback_data=encode("ch", c.id))] for c in shown]
+    navigation = []
+    if page > 0:
+        navigation.append(InlineKeyboardButton(texts.PAGE_PREVIOUS, callback_data=encode("list", page - 1)))
+    if page < pages - 1:
+        navigation.append(InlineKeyboardButton(texts.PAGE_NEXT, callback_data=encode("list", page + 1)))
+    if navigation:
+        rows.append(navigation)
+    return InlineKeyboardMarkup(rows)
+
+
+def channel_tiers(channel: Channel) -> InlineKeyboardMarkup:
+    rows = [[InlineKeyboardButton(texts.tier_button(t.price, t.days), callback_data=encode("tier", channel.id, t.id))] for t in channel.tiers]
+    rows.append([InlineKeyboardButton(texts.BACK_TO_LIST, callback_data=encode("list", 0))])
+    return InlineKeyboardMarkup(rows)
+
+
+def pay(url: str, price) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.pay_button(price), url=url)]])
+
+
+def status_links(active: list[Subscription]) -> InlineKeyboardMarkup | None:
+    if not active:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(texts.new_link_button(s.title), callback_data=encode("link", s.channel_id))] for s in active]
+    )

@@ -1,0 +1,119 @@
+"""Every text the bot shows, in one place (HTML parse mode: anything from users or owners is escaped)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from html import escape
+
+
+def money(amount: Decimal) -> str:
+    return f"${amount:,.2f}"
+
+
+def day_count(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def date(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+START = "👋 Welcome! Pick a channel to see what it offers:"
+NO_CHANNELS = "There is nothing for sale here yet. Please come back later."
+HELP = (
+    "<b>How it works</b>\n"
+    "1. /start and pick a channel, then a plan.\n"
+    "2. Pay the crypto invoice that opens.\n"
+    "3. I send you a personal join link once the payment is confirmed. It works for you only.\n\n"
+    "/status shows your subscriptions and gets you a fresh join link.\n"
+    "/help shows this message."
+)
+CHANNEL_GONE = "This channel is no longer available. /start shows what is."
+STALE_BUTTON = "That button is out of date. Here is the current list:"
+UNKNOWN_INPUT = "I did not understand that. Use the buttons, or /start to begin again."
+INVOICE_FAILED = (
+    "😕 The payment provider did not answer. Nothing was charged. Please press the plan again in a minute."
+)
+BUSY = "Something went wrong on our side. Nothing was charged. Please try again in a minute."
+STATUS_NONE = "You have no subscriptions yet. /start to pick a channel."
+LINK_TOO_SOON = "A new join link can be issued once every 10 minutes. Please try again in {minutes} min."
+LINK_NOT_ACTIVE = "That subscription has ended. /start to renew it."
+LINK_QUEUED = "🔗 A new personal join link is on its way."
+PAGE_NEXT = "Next ▶"
+PAGE_PREVIOUS = "◀ Back"
+BACK_TO_LIST = "◀ All channels"
+
+
+def channel_button(title: str, lowest: Decimal | None) -> str:
+    # Button labels are plain text (no HTML), so no escaping here.
+    return f"{title} — from {money(lowest)}" if lowest is not None else title
+
+
+def channel_details(title: str, description: str) -> str:
+    text = f"<b>{escape(title)}</b>"
+    if description:
+        text += f"\n{escape(description)}"
+    return text + "\n\nChoose a plan:"
+
+
+def tier_button(price: Decimal, days: int) -> str:
+    return f"{money(price)} · {day_count(days)}"
+
+
+def invoice_ready(title: str, price: Decimal, days: int) -> str:
+    return (
+        f"🧾 <b>{escape(title)}</b>: {day_count(days)} of access for {money(price)}.\n"
+        "Pay with the button below. Your personal join link arrives here once the payment is confirmed."
+    )
+
+
+def pay_button(price: Decimal) -> str:
+    return f"Pay {money(price)}"
+
+
+def join_link(title: str, link: str, hours: int, ends_at: datetime) -> str:
+    return (
+        f"✅ Payment confirmed. Welcome to <b>{escape(title)}</b>!\n"
+        f"Your personal join link (valid {hours} h, it works for you only):\n{escape(link)}\n"
+        f"Your access runs until {date(ends_at)}."
+    )
+
+
+def fresh_join_link(title: str, link: str, hours: int) -> str:
+    return f"🔗 Your new join link for <b>{escape(title)}</b> (valid {hours} h, for you only):\n{escape(link)}"
+
+
+def partially_paid(title: str, paid: Decimal | None, pay_currency: str, price: Decimal) -> str:
+    arrived = f"{paid} {escape(pay_currency.upper())}" if paid is not None else "part of the amount"
+    return (
+        f"⏳ Your payment for <b>{escape(title)}</b> is incomplete: {arrived} arrived, the price is {money(price)}.\n"
+        "Please send the missing amount to the same address; access starts once it is complete."
+    )
+
+
+def payment_failed(title: str) -> str:
+    return f"❌ Your payment for <b>{escape(title)}</b> failed. Nothing was granted; /start to try again."
+
+
+def payment_expired(title: str) -> str:
+    return f"⌛ Your invoice for <b>{escape(title)}</b> expired unpaid. /start to get a new one."
+
+
+def owner_payment(title: str, kind: str, price: Decimal, days: int | None, user_id: int, username: str | None) -> str:
+    who = f"@{escape(username)}" if username else f"user {user_id}"
+    what = f"{day_count(days)} subscription" if kind == "subscription" and days else "donation"
+    return f"💰 New payment in <b>{escape(title)}</b>: {money(price)} ({what}) from {who}."
+
+
+def owner_refund(title: str, price: Decimal, user_id: int) -> str:
+    return f"↩️ A payment of {money(price)} in <b>{escape(title)}</b> by user {user_id} was refunded. Access was not revoked."
+
+
+def status_line(title: str, ends_at: datetime, active: bool) -> str:
+    state = f"active until {date(ends_at)}" if active else f"ended {date(ends_at)}"
+    return f"• <b>{escape(title)}</b>: {state}"
+
+
+def new_link_button(title: str) -> str:
+    return f"🔗 New join link: {title}"

@@ -1,0 +1,180 @@
+"""The money rules (DESIGN.md): how an IPN changes an order, applied once, in one transaction with its effects.
+
+Status order: waiting < confirming < confirmed < sending < partially_paid < finished; failed, expired and
+refunded are final. Each (payment_id, status) is applied once; an older status after a newer one changes
+nothing; each distinct finished payment_id grants once. The IPN's top-level price_amount and price_currency
+must equal the order's, or nothing is granted and an anomaly is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from .config import Config
+from .handlers import texts
+from .store import anomalies, channels, orders, payments, subscriptions
+from .store import outbox as outbox_store
+
+logger = logging.getLogger(__name__)
+
+STATUS_RANK = {"waiting": 0, "confirming": 1, "confirmed": 2, "sending": 3, "partially_paid": 4, "finished": 5}
+FINAL_STATUSES = frozenset({"failed", "expired", "refunded"})
+KNOWN_STATUSES = frozenset(STATUS_RANK) | FINAL_STATUSES
+
+
+class InvalidIpn(ValueError):
+    """The IPN is signed but not usable; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Ipn:
+    payment_id: int
+    payment_status: str
+    order_id: str
+    price_amount: Decimal
+    price_currency: str
+    actually_paid: Decimal | None
+    pay_currency: str
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def parse_ipn(document: dict[str, Any]) -> Ipn:
+    """Read the top-level fields we act on (nested values are not covered by the signature: never used)."""
+    payment_id = document.get("payment_id")
+    if isinstance(payment_id, str) and payment_id.isdigit():
+        payment_id = int(payment_id)
+    if isinstance(payment_id, bool) or not isinstance(payment_id, int) or not 0 < payment_id < 2**63:
+        raise InvalidIpn("Field 'payment_id' must be a positive integer.")
+    status = document.get("payment_status")
+    if not isinstance(status, str) or status not in KNOWN_STATUSES:
+        raise InvalidIpn(f"Field 'payment_status' must be one of {', '.join(sorted(KNOWN_STATUSES))}.")
+    order_id = document.get("order_id")
+    if not isinstance(order_id, str) or not 0 < len(order_id) <= 64:
+        raise InvalidIpn("Field 'order_id' must be a string of 1 to 64 characters.")
+    price = _decimal(document.get("price_amount"))
+    if price is None:
+        raise InvalidIpn("Field 'price_amount' must be a number.")
+    currency = document.get("price_currency")
+    if not isinstance(currency, str) or not currency:
+        raise InvalidIpn("Field 'price_currency' must be a currency code.")
+    pay_currency = document.get("pay_currency")
+    return Ipn(
+        payment_id=payment_id,
+        payment_status=status,
+        order_id=order_id,
+        price_amount=price,
+        price_currency=currency.lower(),
+        actually_paid=_decimal(document.get("actually_paid")),
+        pay_currency=pay_currency if isinstance(pay_currency, str) else "",
+    )
+
+
+def new_order_id() -> str:
+    """Opaque and unique: 'tp_' + 20 random base32 characters (fits an invite link's 32-character name)."""
+    return "tp_" + secrets.token_hex(10)
+
+
+async def apply_ipn(conn: AsyncConnection, ipn: Ipn, body: str, config: Config) -> str:
+    """Apply one verified IPN inside the caller's transaction; return the outcome recorded for it."""
+    event_id = await payments.record_event(
+        conn, payment_id=ipn.payment_id, status=ipn.payment_status, order_id=ipn.order_id, body=body
+    )
+    if event_id is None:
+        return "duplicate"
+    outcome = await _apply(conn, ipn, config)
+    await payments.set_event_outcome(conn, event_id, outcome)
+    return outcome
+
+
+async def _anomaly(conn: AsyncConnection, kind: str, detail: str, order_id: str) -> None:
+    logger.warning("anomaly %s: %s", kind, detail)
+    await anomalies.record(conn, kind, detail, order_id=order_id)
+
+
+async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
+    order = await orders.get(conn, ipn.order_id, for_update=True)  # serialises every IPN of one order
+    if order is None:
+        await _anomaly(conn, "unknown_order", f"IPN for unknown order {ipn.order_id!r} (payment {ipn.payment_id})", ipn.order_id)
+        return "unknown_order"
+    if ipn.price_amount != order.price or ipn.price_currency != order.currency:
+        await _anomaly(
+            conn, "price_mismatch",
+            f"order {order.order_id}: IPN says {ipn.price_amount} {ipn.price_currency}, order is {order.price} {order.currency}"
+            f" (payment {ipn.payment_id}, status {ipn.payment_status})",
+            order.order_id,
+        )
+        return "price_mismatch"
+
+    payment = await payments.get_for_update(conn, ipn.payment_id)
+    if payment is not None and payment.order_id != order.order_id:
+        await _anomaly(conn, "payment_order_mismatch", f"payment {ipn.payment_id} moved from {payment.order_id} to {order.order_id}", order.order_id)
+        return "payment_order_mismatch"
+    if payment is not None:
+        if payment.status in FINAL_STATUSES:
+            return f"ignored: {payment.status} is final"
+        if ipn.payment_status not in FINAL_STATUSES and STATUS_RANK[ipn.payment_status] <= STATUS_RANK[payment.status]:
+            return f"ignored: older than {payment.status}"
+        if payment.status == "finished" and ipn.payment_status != "refunded":
+            return "ignored: finished can only be refunded"
+    await payments.upsert(
+        conn, payment_id=ipn.payment_id, order_id=order.order_id, status=ipn.payment_status,
+        actually_paid=ipn.actually_paid, pay_currency=ipn.pay_currency,
+    )
+    channel = await channels.get(conn, order.channel_id)
+    assert channel is not None  # orders reference channels; channels are only ever soft-removed
+    status = ipn.payment_status
+    if status == "finished":
+        if not await payments.mark_granted(conn, ipn.payment_id):
+            return "already granted"
+        await _grant(conn, order, channel, config)
+        return "granted"
+    if status == "partially_paid":
+        await outbox_store.enqueue(conn, "message", order.user_id, {
+            "text": texts.partially_paid(channel.title, ipn.actually_paid, ipn.pay_currency, order.price)})
+    elif status == "failed":
+        await orders.set_status(conn, order.order_id, "failed")
+        await outbox_store.enqueue(conn, "message", order.user_id, {"text": texts.payment_failed(channel.title)})
+    elif status == "expired":
+        await orders.set_status(conn, order.order_id, "expired")
+        await outbox_store.enqueue(conn, "message", order.user_id, {"text": texts.payment_expired(channel.title)})
+    elif status == "refunded":
+        await orders.set_status(conn, order.order_id, "refunded")
+        await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
+            "text": texts.owner_refund(channel.title, order.price, order.user_id)})
+    return f"status {status}"
+
+
+async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, config: Config) -> None:
+    await orders.set_status(conn, order.order_id, "paid")
+    if order.kind == "subscription" and order.days:
+        ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days)
+        await subscriptions.touch_link(conn, order.user_id, channel.id)
+        await outbox_store.enqueue(conn, "join_link", order.user_id, {
+            "order_id": order.order_id,
+            "closed_chat_id": channel.closed_channel_id,
+            "title": channel.title,
+            "hours": config.subscriptions.invite_link_hours,
+            "ends_at": ends_at.isoformat(),
+        })
+        logger.info("order %s paid: user %s subscribed to channel %s until %s", order.order_id, order.user_id, channel.id, ends_at)
+    else:
+        logger.info("order %s paid: donation of %s to channel %s", order.order_id, order.price, channel.id)
+    if config.nowpayments.notify_owner_on_ipn:
+        await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
+            "text": texts.owner_payment(channel.title, order.kind, order.price, order.days, order.user_id, order.username)})
+

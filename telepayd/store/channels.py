@@ -1,0 +1,158 @@
+"""Queries on ``channels`` and ``tiers``: what is for sale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
+
+
+@dataclass(frozen=True)
+class Tier:
+    id: int
+    position: int
+    price: Decimal
+    days: int
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: int
+    open_channel_id: int
+    closed_channel_id: int
+    owner_chat_id: int
+    title: str
+    description: str
+    removed: bool
+    tiers: tuple[Tier, ...] = ()
+
+    @property
+    def lowest_price(self) -> Decimal | None:
+        return min((t.price for t in self.tiers), default=None)
+
+
+class ChannelConflict(Exception):
+    """The open or closed channel is already registered."""
+
+
+_CHANNEL_COLUMNS = """
+    c.id, c.open_channel_id, c.closed_channel_id, c.owner_chat_id, c.title, c.description,
+    c.removed_at IS NOT NULL AS removed
+"""
+
+
+async def _with_tiers(conn: AsyncConnection, rows: list[dict]) -> list[Channel]:
+    if not rows:
+        return []
+    cursor = conn.cursor(row_factory=class_row(_TierRow))
+    await cursor.execute(
+        "SELECT channel_id, id, position, price, days FROM tiers"
+        " WHERE channel_id = ANY(%(ids)s) AND retired_at IS NULL ORDER BY channel_id, position",
+        {"ids": [r["id"] for r in rows]},
+    )
+    tiers: dict[int, list[Tier]] = {}
+    for t in await cursor.fetchall():
+        tiers.setdefault(t.channel_id, []).append(Tier(t.id, t.position, t.price, t.days))
+    return [Channel(**row, tiers=tuple(tiers.get(row["id"], ()))) for row in rows]
+
+
+@dataclass
+class _TierRow:
+    channel_id: int
+    id: int
+    position: int
+    price: Decimal
+    days: int
+
+
+async def _fetch(conn: AsyncConnection, where: str, params: dict) -> list[Channel]:
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE {where} ORDER BY c.id", params)
+    return await _with_tiers(conn, await cursor.fetchall())
+
+
+async def list_active(conn: AsyncConnection) -> list[Channel]:
+    return await _fetch(conn, "c.removed_at IS NULL", {})
+
+
+async def list_all(conn: AsyncConnection) -> list[Channel]:
+    return await _fetch(conn, "TRUE", {})
+
+
+async def get(conn: AsyncConnection, channel_key: int) -> Channel | None:
+    """A channel by its key (row id), removed ones included (their subscriptions still run)."""
+    found = await _fetch(conn, "c.id = %(id)s", {"id": channel_key})
+    return found[0] if found else None
+
+
+async def find_by_open_id(conn: AsyncConnection, open_channel_id: int) -> Channel | None:
+    found = await _fetch(conn, "c.open_channel_id = %(id)s AND c.removed_at IS NULL", {"id": open_channel_id})
+    return found[0] if found else None
+
+
+async def find_by_closed_id(conn: AsyncConnection, closed_channel_id: int) -> Channel | None:
+    found = await _fetch(conn, "c.closed_channel_id = %(id)s AND c.removed_at IS NULL", {"id": closed_channel_id})
+    return found[0] if found else None
+
+
+async def add(
+    conn: AsyncConnection,
+    *,
+    open_channel_id: int,
+    closed_channel_id: int,
+    owner_chat_id: int,
+    title: str,
+    description: str,
+    tiers: list[tuple[Decimal, int]],
+) -> int:
+    """Register a channel with its tiers; raise ``ChannelConflict`` when either id is taken."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM channels WHERE removed_at IS NULL AND"
+        " (open_channel_id IN (%(open)s, %(closed)s) OR closed_channel_id IN (%(open)s, %(closed)s))",
+        {"open": open_channel_id, "closed": closed_channel_id},
+    )
+    if await cursor.fetchone():
+        raise ChannelConflict(f"channel {open_channel_id} or {closed_channel_id} is already registered")
+    cursor = await conn.execute(
+        "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title, description)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        [open_channel_id, closed_channel_id, owner_chat_id, title, description],
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    await replace_tiers(conn, row[0], tiers)
+    return int(row[0])
+
+
+async def replace_tiers(conn: AsyncConnection, channel_key: int, tiers: list[tuple[Decimal, int]]) -> None:
+    """Retire the current tiers and add new ones (orders keep pointing at the tier they were sold from)."""
+    await conn.execute("UPDATE tiers SET retired_at = now() WHERE channel_id = %s AND retired_at IS NULL", [channel_key])
+    for position, (price, days) in enumerate(tiers, start=1):
+        await conn.execute(
+            "INSERT INTO tiers (channel_id, position, price, days) VALUES (%s, %s, %s, %s)",
+            [channel_key, position, price, days],
+        )
+
+
+async def update(conn: AsyncConnection, channel_key: int, fields: dict[str, object]) -> None:
+    """Update title, description, owner_chat_id (a fixed set of columns)."""
+    allowed = {"title", "description", "owner_chat_id"}
+    assert set(fields) <= allowed
+    for column, value in fields.items():
+        await conn.execute(f"UPDATE channels SET {column} = %s WHERE id = %s", [value, channel_key])
+
+
+async def active_subscribers(conn: AsyncConnection, channel_key: int) -> int:
+    cursor = await conn.execute(
+        "SELECT count(*) FROM subscriptions WHERE channel_id = %s AND ends_at > now()", [channel_key]
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def remove(conn: AsyncConnection, channel_key: int) -> None:
+    """Take a channel off sale; its subscriptions run to their end."""
+    await conn.execute("UPDATE channels SET removed_at = now() WHERE id = %s AND removed_at IS NULL", [channel_key])
+    await conn.execute("UPDATE tiers SET retired_at = now() WHERE channel_id = %s AND retired_at IS NULL", [channel_key])

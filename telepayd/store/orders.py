@@ -1,0 +1,91 @@
+"""Queries on ``orders``: created before the invoice, keeping the price they were sold at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    kind: str
+    user_id: int
+    username: str | None
+    channel_id: int
+    tier_id: int | None
+    days: int | None
+    price: Decimal
+    currency: str
+    status: str
+    invoice_id: str | None
+    invoice_url: str | None
+    created_at: datetime
+
+
+_COLUMNS = "order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, status, invoice_id, invoice_url, created_at"
+
+
+async def create(
+    conn: AsyncConnection,
+    *,
+    order_id: str,
+    kind: str,
+    user_id: int,
+    username: str | None,
+    channel_id: int,
+    tier_id: int | None,
+    days: int | None,
+    price: Decimal,
+) -> Order:
+    cursor = conn.cursor(row_factory=class_row(Order))
+    await cursor.execute(
+        f"INSERT INTO orders (order_id, kind, user_id, username, channel_id, tier_id, days, price)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        [order_id, kind, user_id, username, channel_id, tier_id, days, price],
+    )
+    order = await cursor.fetchone()
+    assert order is not None
+    return order
+
+
+async def get(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
+    cursor = conn.cursor(row_factory=class_row(Order))
+    lock = " FOR UPDATE" if for_update else ""
+    await cursor.execute(f"SELECT {_COLUMNS} FROM orders WHERE order_id = %s{lock}", [order_id])
+    return await cursor.fetchone()
+
+
+async def find_reusable(conn: AsyncConnection, *, user_id: int, tier_id: int) -> Order | None:
+    """An unpaid order of the last hour for the same tier, so a retry reuses it instead of a second invoice."""
+    cursor = conn.cursor(row_factory=class_row(Order))
+    await cursor.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND tier_id = %s AND status IN ('created', 'invoiced')"
+        " AND created_at > now() - interval '1 hour' ORDER BY created_at DESC LIMIT 1",
+        [user_id, tier_id],
+    )
+    return await cursor.fetchone()
+
+
+async def set_invoice(conn: AsyncConnection, order_id: str, invoice_id: str, invoice_url: str) -> None:
+    await conn.execute(
+        "UPDATE orders SET invoice_id = %s, invoice_url = %s, status = 'invoiced', updated_at = now()"
+        " WHERE order_id = %s AND status = 'created'",
+        [invoice_id, invoice_url, order_id],
+    )
+
+
+async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:
+    await conn.execute("UPDATE orders SET status = %s, updated_at = now() WHERE order_id = %s", [status, order_id])
+
+
+async def for_user(conn: AsyncConnection, user_id: int, *, limit: int = 20) -> list[Order]:
+    cursor = conn.cursor(row_factory=class_row(Order))
+    await cursor.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s ORDER BY created_at DESC LIMIT %s", [user_id, limit]
+    )
+    return await cursor.fetchall()

@@ -1,0 +1,84 @@
+"""Queries on ``outbox``: messages to Telegram, queued in the transaction that decided them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    kind: str
+    chat_id: int
+    payload: dict[str, Any]
+    attempts: int
+    status: str
+    last_error: str | None
+    created_at: datetime
+
+
+async def enqueue(conn: AsyncConnection, kind: str, chat_id: int, payload: dict[str, Any]) -> int:
+    cursor = await conn.execute(
+        "INSERT INTO outbox (kind, chat_id, payload) VALUES (%s, %s, %s) RETURNING id", [kind, chat_id, Jsonb(payload)]
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def due(conn: AsyncConnection, limit: int) -> list[OutboxMessage]:
+    cursor = conn.cursor(row_factory=class_row(OutboxMessage))
+    await cursor.execute(
+        "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
+        " WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT %s",
+        [limit],
+    )
+    return await cursor.fetchall()
+
+
+async def save_progress(conn: AsyncConnection, message_id: int, payload: dict[str, Any]) -> None:
+    """Keep what a multi-step delivery already did (a created invite link), so a retry reuses it."""
+    await conn.execute("UPDATE outbox SET payload = %s WHERE id = %s", [Jsonb(payload), message_id])
+
+
+async def mark_sent(conn: AsyncConnection, message_id: int) -> None:
+    await conn.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %s",
+        [message_id],
+    )
+
+
+async def retry_later(conn: AsyncConnection, message_id: int, delay_seconds: float, error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
+        " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+        [error, delay_seconds, message_id],
+    )
+
+
+async def mark_failed(conn: AsyncConnection, message_id: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = %s WHERE id = %s",
+        [error, message_id],
+    )
+
+
+async def depth(conn: AsyncConnection) -> int:
+    cursor = await conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def for_chat(conn: AsyncConnection, chat_id: int) -> list[OutboxMessage]:
+    cursor = conn.cursor(row_factory=class_row(OutboxMessage))
+    await cursor.execute(
+        "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox WHERE chat_id = %s ORDER BY id",
+        [chat_id],
+    )
+    return await cursor.fetchall()

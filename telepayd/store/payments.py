@@ -1,0 +1,95 @@
+"""Queries on ``payments`` and ``ipn_events``: each (payment_id, status) is recorded once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True)
+class Payment:
+    payment_id: int
+    order_id: str
+    status: str
+    granted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IpnEvent:
+    id: int
+    payment_id: int | None
+    payment_status: str | None
+    outcome: str
+    received_at: datetime
+
+
+async def record_event(
+    conn: AsyncConnection, *, payment_id: int | None, status: str | None, order_id: str | None, body: str
+) -> int | None:
+    """Store an IPN; return its id, or None when this (payment_id, status) was stored before."""
+    cursor = await conn.execute(
+        "INSERT INTO ipn_events (payment_id, payment_status, order_id, body) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (payment_id, payment_status) WHERE payment_id IS NOT NULL DO NOTHING RETURNING id",
+        [payment_id, status, order_id, body],
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+async def set_event_outcome(conn: AsyncConnection, event_id: int, outcome: str) -> None:
+    await conn.execute("UPDATE ipn_events SET outcome = %s WHERE id = %s", [outcome, event_id])
+
+
+async def get_for_update(conn: AsyncConnection, payment_id: int) -> Payment | None:
+    cursor = conn.cursor(row_factory=class_row(Payment))
+    await cursor.execute(
+        "SELECT payment_id, order_id, status, granted_at FROM payments WHERE payment_id = %s FOR UPDATE", [payment_id]
+    )
+    return await cursor.fetchone()
+
+
+async def upsert(
+    conn: AsyncConnection,
+    *,
+    payment_id: int,
+    order_id: str,
+    status: str,
+    actually_paid: Decimal | None,
+    pay_currency: str | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO payments (payment_id, order_id, status, actually_paid, pay_currency) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,"
+        " actually_paid = EXCLUDED.actually_paid, pay_currency = EXCLUDED.pay_currency, updated_at = now()",
+        [payment_id, order_id, status, actually_paid, pay_currency],
+    )
+
+
+async def mark_granted(conn: AsyncConnection, payment_id: int) -> bool:
+    """Mark the grant; False when this payment already granted (so it grants once)."""
+    cursor = await conn.execute(
+        "UPDATE payments SET granted_at = now() WHERE payment_id = %s AND granted_at IS NULL RETURNING 1", [payment_id]
+    )
+    return await cursor.fetchone() is not None
+
+
+async def events_for_order(conn: AsyncConnection, order_id: str) -> list[IpnEvent]:
+    cursor = conn.cursor(row_factory=class_row(IpnEvent))
+    await cursor.execute(
+        "SELECT id, payment_id, payment_status, outcome, received_at FROM ipn_events WHERE order_id = %s ORDER BY id",
+        [order_id],
+    )
+    return await cursor.fetchall()
+
+
+async def for_order(conn: AsyncConnection, order_id: str) -> list[Payment]:
+    cursor = conn.cursor(row_factory=class_row(Payment))
+    await cursor.execute(
+        "SELECT payment_id, order_id, status, granted_at FROM payments WHERE order_id = %s ORDER BY payment_id",
+        [order_id],
+    )
+    return await cursor.fetchall()

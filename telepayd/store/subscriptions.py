@@ -1,0 +1,108 @@
+"""Queries on ``subscriptions`` (one row per user and channel) and ``join_links``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True)
+class Subscription:
+    user_id: int
+    channel_id: int
+    ends_at: datetime
+    last_link_at: datetime | None
+    title: str
+    closed_channel_id: int
+
+
+@dataclass(frozen=True)
+class JoinLink:
+    invite_link: str
+    order_id: str | None
+    user_id: int
+    chat_id: int
+    expires_at: datetime
+    approved_at: datetime | None
+
+
+async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: int) -> datetime:
+    """Move the end to max(now, current end) + days; return the new end."""
+    cursor = await conn.execute(
+        "INSERT INTO subscriptions (user_id, channel_id, ends_at) VALUES (%(user)s, %(channel)s, now() + make_interval(days => %(days)s))"
+        " ON CONFLICT (user_id, channel_id) DO UPDATE"
+        " SET ends_at = greatest(now(), subscriptions.ends_at) + make_interval(days => %(days)s), updated_at = now()"
+        " RETURNING ends_at",
+        {"user": user_id, "channel": channel_id, "days": days},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row[0]
+
+
+async def shorten_to_now(conn: AsyncConnection, *, user_id: int, channel_id: int) -> bool:
+    cursor = await conn.execute(
+        "UPDATE subscriptions SET ends_at = now(), updated_at = now() WHERE user_id = %s AND channel_id = %s"
+        " AND ends_at > now() RETURNING 1",
+        [user_id, channel_id],
+    )
+    return await cursor.fetchone() is not None
+
+
+_SELECT = (
+    "SELECT s.user_id, s.channel_id, s.ends_at, s.last_link_at, c.title, c.closed_channel_id"
+    " FROM subscriptions s JOIN channels c ON c.id = s.channel_id"
+)
+
+
+async def for_user(conn: AsyncConnection, user_id: int) -> list[Subscription]:
+    cursor = conn.cursor(row_factory=class_row(Subscription))
+    await cursor.execute(_SELECT + " WHERE s.user_id = %s ORDER BY s.ends_at DESC", [user_id])
+    return await cursor.fetchall()
+
+
+async def get_for_update(conn: AsyncConnection, user_id: int, channel_id: int) -> Subscription | None:
+    cursor = conn.cursor(row_factory=class_row(Subscription))
+    await cursor.execute(_SELECT + " WHERE s.user_id = %s AND s.channel_id = %s FOR UPDATE OF s", [user_id, channel_id])
+    return await cursor.fetchone()
+
+
+async def touch_link(conn: AsyncConnection, user_id: int, channel_id: int) -> None:
+    await conn.execute(
+        "UPDATE subscriptions SET last_link_at = now() WHERE user_id = %s AND channel_id = %s", [user_id, channel_id]
+    )
+
+
+async def add_join_link(
+    conn: AsyncConnection, *, invite_link: str, order_id: str | None, user_id: int, chat_id: int, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO join_links (invite_link, order_id, user_id, chat_id, expires_at) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (invite_link) DO NOTHING",
+        [invite_link, order_id, user_id, chat_id, expires_at],
+    )
+
+
+async def get_join_link(conn: AsyncConnection, invite_link: str) -> JoinLink | None:
+    cursor = conn.cursor(row_factory=class_row(JoinLink))
+    await cursor.execute(
+        "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at FROM join_links WHERE invite_link = %s",
+        [invite_link],
+    )
+    return await cursor.fetchone()
+
+
+async def mark_approved(conn: AsyncConnection, invite_link: str) -> None:
+    await conn.execute("UPDATE join_links SET approved_at = now() WHERE invite_link = %s", [invite_link])
+
+
+async def join_links_for_order(conn: AsyncConnection, order_id: str) -> list[JoinLink]:
+    cursor = conn.cursor(row_factory=class_row(JoinLink))
+    await cursor.execute(
+        "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at FROM join_links WHERE order_id = %s",
+        [order_id],
+    )
+    return await cursor.fetchall()

@@ -1,0 +1,134 @@
+"""An emulator of the Telegram Bot API, speaking its wire format: ``POST /bot<token>/<method>``.
+
+It answers the methods telepayd uses, records every call, and can be told to fail: answer 429 with
+``retry_after``, 403, 400 or 5xx for a method a number of times or for a while.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "TelePay", "username": "telepay_test_bot",
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+
+
+@dataclass
+class Failure:
+    method: str  # "*" for every method
+    status: int
+    description: str
+    retry_after: int | None = None
+    remaining: int | None = None  # None: until `until`
+    until: float | None = None
+
+
+@dataclass
+class TelegramState:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    message_ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+
+    def failure_for(self, method: str) -> Failure | None:
+        now = time.monotonic()
+        for failure in self.failures:
+            if failure.method not in (method, "*"):
+                continue
+            if failure.until is not None and now > failure.until:
+                continue
+            if failure.remaining is not None:
+                if failure.remaining <= 0:
+                    continue
+                failure.remaining -= 1
+            return failure
+        return None
+
+
+def _params(raw: dict[str, str]) -> dict[str, Any]:
+    """PTB posts form fields whose non-string values are JSON-encoded."""
+    params: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            params[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            params[key] = value
+    return params
+
+
+def _message(chat_id: Any, text: str | None, message_id: int, reply_markup: Any = None) -> dict[str, Any]:
+    message = {"message_id": message_id, "date": int(time.time()), "chat": {"id": int(chat_id), "type": "private"},
+               "from": BOT_USER, "text": text or ""}
+    if reply_markup:
+        message["reply_markup"] = reply_markup
+    return message
+
+
+def _result(state: TelegramState, method: str, p: dict[str, Any]) -> Any:
+    if method in ("getMe",):
+        return BOT_USER
+    if method == "sendMessage":
+        return _message(p["chat_id"], p.get("text"), next(state.message_ids), p.get("reply_markup"))
+    if method in ("editMessageText", "editMessageReplyMarkup"):
+        return _message(p.get("chat_id", 0), p.get("text"), int(p.get("message_id", 1)), p.get("reply_markup"))
+    if method == "createChatInviteLink":
+        return {"invite_link": f"https://t.me/+{secrets.token_urlsafe(12)}", "creator": BOT_USER,
+                "creates_join_request": bool(p.get("creates_join_request")), "is_primary": False, "is_revoked": False,
+                "name": p.get("name"), "expire_date": p.get("expire_date")}
+    if method in ("answerCallbackQuery", "approveChatJoinRequest", "declineChatJoinRequest", "unbanChatMember",
+                  "banChatMember", "setWebhook", "deleteWebhook", "setMyCommands", "deleteMessage"):
+        return True
+    if method == "getUpdates":
+        return []
+    if method == "getWebhookInfo":
+        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+    return None
+
+
+async def bot_method(request: web.Request) -> web.Response:
+    state: TelegramState = request.app["telegram"]
+    method = request.match_info["method"]
+    if request.content_type == "application/json":
+        params = await request.json()
+    else:
+        params = _params(dict(await request.post()))
+    state.calls.append({"method": method, "params": params, "token": request.match_info["token"], "at": time.time()})
+    failure = state.failure_for(method)
+    if failure is not None:
+        answer: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
+        if failure.retry_after is not None:
+            answer["parameters"] = {"retry_after": failure.retry_after}
+        return web.json_response(answer, status=failure.status)
+    result = _result(state, method, params)
+    if result is None:
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
+    return web.json_response({"ok": True, "result": result})
+
+
+async def control_calls(request: web.Request) -> web.Response:
+    state: TelegramState = request.app["telegram"]
+    method = request.query.get("method")
+    return web.json_response([c for c in state.calls if method is None or c["method"] == method])
+
+
+async def control_fail(request: web.Request) -> web.Response:
+    body = await request.json()
+    seconds = body.get("seconds")
+    request.app["telegram"].failures.append(Failure(
+        method=body.get("method", "*"), status=int(body["status"]), description=body.get("description", "Error"),
+        retry_after=body.get("retry_after"), remaining=body.get("count"),
+        until=time.monotonic() + seconds if seconds is not None else None,
+    ))
+    return web.json_response({"ok": True})
+
+
+def add_routes(app: web.Application) -> None:
+    app["telegram"] = TelegramState()
+    app.router.add_post("/bot{token}/{method}", bot_method)
+    app.router.add_get("/_emulator/telegram/calls", control_calls)
+    app.router.add_post("/_emulator/telegram/fail", control_fail)
