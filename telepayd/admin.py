@@ -12,6 +12,7 @@ from .errors import TelepaydError
 from .handlers import texts
 from .store import anomalies, channels, orders, payments, subscriptions
 from .store import outbox as outbox_store
+from .store import schema
 from .store.pool import connect
 
 MAX_TIERS = 3
@@ -52,6 +53,16 @@ def _tiers(values: list[str] | None) -> list[tuple[Decimal, int]]:
     return tiers
 
 
+async def _connect(config: Config) -> AsyncConnection:
+    """A connection to a database whose schema is current (else a clear line, not a traceback)."""
+    conn = await connect(config.database)
+    version = await schema.check_version(conn)
+    if version < schema.latest_version():
+        await conn.close()
+        raise UsageError(f"the database schema is at version {version}, this telepayd needs {schema.latest_version()}: run 'telepayd migrate' first")
+    return conn
+
+
 async def _resolve_channel(conn: AsyncConnection, text: str) -> channels.Channel:
     """A channel by key (the number in deep links, see 'channels list') or by open channel id."""
     number = parse_chat_id(text, "channel")
@@ -71,7 +82,7 @@ def _describe(channel: channels.Channel) -> str:
 
 
 async def channels_command(config: Config, args: argparse.Namespace) -> list[str]:
-    async with await connect(config.database) as conn:
+    async with await _connect(config) as conn:
         if args.action == "list":
             found = await (channels.list_all(conn) if args.all else channels.list_active(conn))
             return [_describe(c) for c in found] or ["no channels: add one with 'telepayd channels add'"]
@@ -125,7 +136,7 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
 
 
 async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
-    async with await connect(config.database) as conn:
+    async with await _connect(config) as conn:
         if args.user is not None:
             found = await orders.for_user(conn, args.user)
             return [
@@ -153,7 +164,7 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
 
 
 async def subscriptions_command(config: Config, args: argparse.Namespace) -> list[str]:
-    async with await connect(config.database) as conn:
+    async with await _connect(config) as conn:
         channel = await _resolve_channel(conn, args.channel)
         async with conn.transaction():
             if args.action == "grant":

@@ -77,6 +77,9 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = OutboxWorker(database.pool, lambda: bot.application.bot if bot is not None and bot.ready else None)
     bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, nowpayments, outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)
+    # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(bot.first_attempt_done.wait(), FIRST_CONNECT_SECONDS)
     delivering = asyncio.create_task(outbox.run(), name="outbox")
     delivering.add_done_callback(runtime.on_background_task_done)
     app[nowpayments_key] = nowpayments

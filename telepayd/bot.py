@@ -41,6 +41,7 @@ class TelegramBot:
         Handlers(deps).register(self.application)
         self.ready = False
         self.problem = "starting"
+        self.first_attempt_done = asyncio.Event()
         self._starting: asyncio.Task[None] | None = None
 
     @property
@@ -52,6 +53,12 @@ class TelegramBot:
         return self._starting
 
     async def _start_with_retries(self) -> None:
+        try:
+            await self._initialize_with_retries()
+        finally:
+            self.first_attempt_done.set()
+
+    async def _initialize_with_retries(self) -> None:
         delay = 1.0
         while True:
             try:
@@ -64,6 +71,7 @@ class TelegramBot:
             except TelegramError as exc:
                 self.problem = f"Telegram unreachable ({exc})"
                 logger.warning("Telegram not reachable at start (%s); retrying in %.0f s", exc, delay)
+                self.first_attempt_done.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
         await self.application.start()
@@ -75,6 +83,9 @@ class TelegramBot:
 
     async def feed(self, data: dict[str, Any]) -> None:
         """Queue one update from the webhook; raises ``ValueError`` when it is not an Update."""
+        update_id = data.get("update_id")
+        if isinstance(update_id, bool) or not isinstance(update_id, int):
+            raise ValueError("an update needs an integer update_id")
         try:
             update = Update.de_json(data, self.application.bot)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

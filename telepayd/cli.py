@@ -189,6 +189,9 @@ def cmd_operator(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         print(f"telepayd {args.command}: database unavailable: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except SchemaTooNew as exc:
+        print(f"telepayd {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except TelegramError as exc:
         print(f"telepayd {args.command}: Telegram refused: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -57,5 +57,9 @@ def configure(config: LoggingConfig) -> None:
 
 def set_level(level: str) -> None:
     logging.getLogger().setLevel(_LEVELS[level])
-    # aiohttp's access log would repeat every request at INFO; our middleware counts them instead.
+    # aiohttp's access log would repeat every request at INFO; the guard counts them instead.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # httpx (under python-telegram-bot) logs every request URL at INFO, and Bot API URLs hold the bot
+    # token: never below WARNING, whatever the configured level.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

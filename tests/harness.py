@@ -107,6 +107,20 @@ class Daemon:
         return self.process.returncode
 
 
+def http_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """POST with the standard library; return the status and body, whatever the status."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
 class Emulator:
     """The Telegram Bot API and NowPayments emulators (one subprocess), driven over their control API."""
 
@@ -194,19 +208,11 @@ class TelegramUser:
 
     def _post(self, update: dict) -> int:
         import json
-        import urllib.error
-        import urllib.request
 
         update = {"update_id": next(self._update_ids), **update}
-        request = urllib.request.Request(
-            self.daemon.base_url + "/telegram", data=json.dumps(update).encode(), method="POST",
-            headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": self.secret},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        status, _ = http_post(self.daemon.base_url + "/telegram", json.dumps(update).encode(),
+                              {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": self.secret})
+        return status
 
     def send(self, text: str) -> int:
         message = {"message_id": next(self._update_ids), "date": int(time.time()), "text": text, "from": self.user,
