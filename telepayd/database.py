@@ -9,7 +9,7 @@ from psycopg_pool import PoolTimeout
 
 from .config import DatabaseConfig
 from .errors import StoreUnavailable
-from .store import schema
+from .store import locks, schema
 from .store.pool import UNAVAILABLE_ERRORS, connect, create_pool, first_line
 
 logger = logging.getLogger(__name__)
@@ -75,12 +75,12 @@ class Database:
                 return
 
     async def ping(self, timeout: float = 2.0) -> bool:
-        """True when a pooled connection answers ``SELECT 1`` within ``timeout``."""
+        """True when a pooled connection answers a round trip within ``timeout``."""
         if not self.schema_ready:
             return False
         try:
             async with self.pool.connection(timeout=timeout) as conn:
-                await conn.execute("SELECT 1")
+                await locks.ping(conn)
         except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
             self.problem = f"unreachable ({first_line(exc)})"
             return False

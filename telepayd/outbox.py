@@ -20,13 +20,12 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
 from .handlers import texts
+from .store import locks, subscriptions
 from .store import outbox as outbox_store
-from .store import subscriptions
 from .store.pool import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_LOCK = 0x74656C65_6F757462  # "teleoutb": one delivering daemon per database
 BATCH = 50
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
@@ -56,9 +55,7 @@ class OutboxWorker:
         while True:
             try:
                 async with self._pool.connection() as lock_conn:
-                    cursor = await lock_conn.execute("SELECT pg_try_advisory_lock(%s)", [OUTBOX_LOCK])
-                    row = await cursor.fetchone()
-                    if not row or not row[0]:
+                    if not await locks.try_lock(lock_conn, locks.OUTBOX_LOCK):
                         self.leader = False
                         await self._sleep(POLL_SECONDS * 5)
                         continue
@@ -69,7 +66,7 @@ class OutboxWorker:
                     finally:
                         self.leader = False
                         with contextlib.suppress(Exception):
-                            await lock_conn.execute("SELECT pg_advisory_unlock(%s)", [OUTBOX_LOCK])
+                            await locks.unlock(lock_conn, locks.OUTBOX_LOCK)
             except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
                 logger.warning("outbox: database unavailable (%s); retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -82,7 +79,7 @@ class OutboxWorker:
 
     async def _deliver_while_leader(self, lock_conn) -> None:
         while True:
-            await lock_conn.execute("SELECT 1")  # the lock lives as long as this session
+            await locks.ping(lock_conn)  # the lock lives as long as this session
             bot = self._bot()
             if bot is None:
                 await self._sleep(POLL_SECONDS)
