@@ -53,6 +53,13 @@ def _tiers(values: list[str] | None) -> list[tuple[Decimal, int]]:
     return tiers
 
 
+async def migrate_command(config: Config) -> list[str]:
+    async with await connect(config.database) as conn:
+        applied = await schema.migrate(conn)
+    lines = [f"applied {m.version:04d}_{m.name}" for m in applied]
+    return lines + [f"database schema at version {schema.latest_version()}" + ("" if applied else " (nothing to do)")]
+
+
 async def _connect(config: Config) -> AsyncConnection:
     """A connection to a database whose schema is current (else a clear line, not a traceback)."""
     conn = await connect(config.database)

@@ -115,30 +115,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from .errors import StoreUnavailable
-    from .store import schema
-    from .store.pool import connect
-
-    config = _load_or_report(config_path(args.config))
-    if config is None:
-        return EXIT_CONFIG
-
-    async def migrate() -> list[schema.Migration]:
-        async with await connect(config.database) as conn:
-            return await schema.migrate(conn)
-
-    try:
-        applied = asyncio.run(migrate())
-    except (StoreUnavailable, SchemaTooNew) as exc:
-        print(f"telepayd migrate: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    for migration in applied:
-        print(f"applied {migration.version:04d}_{migration.name}")
-    print(f"database schema at version {schema.latest_version()}" + ("" if applied else " (nothing to do)"))
-    return EXIT_OK
-
-
 def cmd_sign(args: argparse.Namespace) -> int:
     from .security.webhook_signature import sign
 
@@ -163,7 +139,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    """channels / orders / subscriptions / set-webhook: one line per result, one line per problem."""
+    """migrate / channels / orders / subscriptions / set-webhook: one line per result or problem."""
     from telegram.error import TelegramError
 
     from . import admin
@@ -176,6 +152,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
         print("telepayd orders show: give an ORDER_ID or --user ID", file=sys.stderr)
         return EXIT_USAGE
     run = {
+        "migrate": lambda: admin.migrate_command(config),
         "channels": lambda: admin.channels_command(config, args),
         "orders": lambda: admin.orders_command(config, args),
         "subscriptions": lambda: admin.subscriptions_command(config, args),
@@ -203,7 +180,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "check-config": cmd_check_config,
-    "migrate": cmd_migrate,
+    "migrate": cmd_operator,
     "sign": cmd_sign,
     "channels": cmd_operator,
     "orders": cmd_operator,
