@@ -257,3 +257,21 @@ def test_telegram_webhook_needs_the_secret_token(config_files, start_daemon, emu
     status, body = http_post(daemon.base_url + "/telegram", b'{"update_id": "x"}',
                              {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret-token-1"})
     assert status == 400 and json.loads(body)["error"] == "invalid_update"
+
+
+def test_channel_list_is_paged_past_ten(config_files, start_daemon, emulator):
+    for n in range(12):
+        add_channel(config_files, f"{n + 1}.00:30", open_id=-1003000000000 - n, closed_id=-1004000000000 - n, title=f"Channel {n:02d}")
+    daemon = start_daemon(config_files)
+    user = TelegramUser(daemon, 31337, "carol")
+    assert user.send("/start") == 200
+    first = emulator.wait_calls("sendMessage", where=to(31337))[-1]["params"]
+    data = [b["callback_data"] for b in buttons(first)]
+    assert len([d for d in data if d.startswith("ch:")]) == 10 and "list:1" in data
+    assert "Channel 00 — from $1.00" in [b["text"] for b in buttons(first)]
+    assert user.press("list:1") == 200
+    second = emulator.wait_calls("editMessageText", where=lambda p: "list:0" in json.dumps(p.get("reply_markup")))[-1]["params"]
+    assert len([b for b in buttons(second) if b["callback_data"].startswith("ch:")]) == 2
+    assert user.press([b["callback_data"] for b in buttons(second) if b["callback_data"].startswith("ch:")][0]) == 200
+    tiers = emulator.wait_calls("editMessageText", where=lambda p: "Channel 10" in p.get("text", ""))
+    assert tiers and all(len(b["callback_data"].encode()) <= 64 for b in buttons(tiers[-1]["params"]))

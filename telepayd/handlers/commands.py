@@ -229,6 +229,7 @@ class Handlers:
                 invoice = await self.deps.nowpayments.create_invoice(
                     order_id=order.order_id, price=order.price, currency=order.currency,
                     description=f"{channel.title}, {texts.day_count(tier.days)}",
+                    success_url=f"https://t.me/{update.get_bot().username}",
                 )
             except PaymentProviderError as exc:
                 logger.warning("invoice for order %s failed: %s", order.order_id, exc)
