@@ -62,8 +62,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await committer.stop()
     if preparing is not None:
         preparing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await preparing
+        await asyncio.gather(preparing, return_exceptions=True)
     await database.close()
 
 
@@ -74,7 +73,10 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     nowpayments = NowPaymentsClient(lambda: runtime.config.nowpayments)
     await nowpayments.start()
     bot: TelegramBot | None = None
-    outbox = OutboxWorker(database.pool, lambda: bot.application.bot if bot is not None and bot.ready else None)
+    # The outbox delivers only once the bot is initialised and the schema is in place.
+    outbox = OutboxWorker(
+        database.pool, lambda: bot.application.bot if bot is not None and bot.ready and database.schema_ready else None
+    )
     bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, nowpayments, outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)
     # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
@@ -85,12 +87,15 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     app[nowpayments_key] = nowpayments
     app[bot_key] = bot
     app[outbox_key] = outbox
-    yield
-    delivering.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await delivering
-    await bot.stop()
-    await nowpayments.close()
+    try:
+        yield
+    finally:
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)  # a crash was logged when it happened
+        try:
+            await bot.stop()
+        finally:
+            await nowpayments.close()
 
 
 def create_app(runtime: Runtime) -> web.Application:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from telegram import Bot
 from telegram.constants import ParseMode
@@ -69,6 +70,11 @@ class OutboxWorker:
                             await locks.unlock(lock_conn, locks.OUTBOX_LOCK)
             except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
                 logger.warning("outbox: database unavailable (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except psycopg.Error:
+                # A bug or a schema problem: keep the daemon serving payments, say so loudly, retry later.
+                logger.exception("outbox: database error; retrying in %.0f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
