@@ -75,7 +75,9 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     bot: TelegramBot | None = None
     # The outbox delivers only once the bot is initialised and the schema is in place.
     outbox = OutboxWorker(
-        database.pool, lambda: bot.application.bot if bot is not None and bot.ready and database.schema_ready else None
+        database.pool,
+        lambda: bot.application.bot if bot is not None and bot.ready and database.schema_ready else None,
+        lambda: runtime.config.outbox,
     )
     bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, nowpayments, outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)

@@ -96,6 +96,7 @@ class DatabaseConfig:
 class DonationsConfig:
     min_amount: Decimal = Decimal("4.99")
     max_amount: Decimal = Decimal("9999.99")
+    keypad_timeout_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,22 @@ class SubscriptionsConfig:
     reminder_days: tuple[int, ...] = (3, 1)
     invite_link_hours: int = 24
     removal_dry_run: bool = False
+    sweep_interval_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    """Telegram's limits, kept by the one delivering daemon; 0 switches a limit off (benchmarks)."""
+
+    messages_per_second: float = 30.0
+    per_chat_per_second: float = 1.0
+    per_group_per_minute: float = 20.0
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    sent_outbox_days: int = 30
+    webhook_ids_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,8 @@ class Config:
     donations: DonationsConfig
     subscriptions: SubscriptionsConfig
     logging: LoggingConfig
+    outbox: OutboxConfig = OutboxConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     def restart_needed_for(self, new: Config) -> list[str]:
         """Settings that differ in ``new`` but only take effect after a restart."""
@@ -291,7 +310,10 @@ def load(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError([f"{path}: the config file cannot be read ({exc.strerror})"]) from None
 
-    sections = {"server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging"}
+    sections = {
+        "server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging",
+        "outbox", "retention",
+    }
     for name in sorted(set(data) - sections):
         problems.add(f"[{name}]", f"unknown section (known sections: {', '.join(sorted(sections))})")
 
@@ -305,7 +327,11 @@ def load(path: Path) -> Config:
         donations=_load_donations(problems, data),
         subscriptions=_load_subscriptions(problems, data),
         logging=_load_logging(problems, data),
+        outbox=_load_outbox(problems, data),
+        retention=_load_retention(problems, data),
     )
+    if config.retention.webhook_ids_days * 86400 < 2 * config.webhooks.tolerance_seconds:
+        problems.add("[retention] webhook_ids_days", "must keep webhook-ids at least twice [webhooks] tolerance_seconds")
     if problems.lines:
         raise ConfigError(problems.lines)
     return config
@@ -434,7 +460,7 @@ def _load_database(problems: _Problems, data: dict[str, Any]) -> DatabaseConfig:
 
 
 def _load_donations(problems: _Problems, data: dict[str, Any]) -> DonationsConfig:
-    s = _section(problems, data, "donations", {"min_amount", "max_amount"})
+    s = _section(problems, data, "donations", {"min_amount", "max_amount", "keypad_timeout_seconds"})
     d = DonationsConfig()
     low = s.amount("min_amount", d.min_amount)
     high = s.amount("max_amount", d.max_amount)
@@ -442,11 +468,17 @@ def _load_donations(problems: _Problems, data: dict[str, Any]) -> DonationsConfi
         problems.add("[donations] max_amount", f'at most "9999.99" (the keypad has four integer digits), got "{high}"')
     if low > high:
         problems.add("[donations] min_amount", f'must not exceed max_amount ("{high}"), got "{low}"')
-    return DonationsConfig(min_amount=low, max_amount=high)
+    return DonationsConfig(
+        min_amount=low,
+        max_amount=high,
+        keypad_timeout_seconds=s.integer("keypad_timeout_seconds", d.keypad_timeout_seconds, minimum=10, maximum=3600),
+    )
 
 
 def _load_subscriptions(problems: _Problems, data: dict[str, Any]) -> SubscriptionsConfig:
-    s = _section(problems, data, "subscriptions", {"reminder_days", "invite_link_hours", "removal_dry_run"})
+    s = _section(
+        problems, data, "subscriptions", {"reminder_days", "invite_link_hours", "removal_dry_run", "sweep_interval_seconds"}
+    )
     d = SubscriptionsConfig()
     days = s.table.get("reminder_days", list(d.reminder_days))
     if not isinstance(days, list) or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 365 for n in days):
@@ -456,6 +488,7 @@ def _load_subscriptions(problems: _Problems, data: dict[str, Any]) -> Subscripti
         reminder_days=tuple(sorted(set(days), reverse=True)),
         invite_link_hours=s.integer("invite_link_hours", d.invite_link_hours, minimum=1, maximum=720),
         removal_dry_run=s.boolean("removal_dry_run", d.removal_dry_run),
+        sweep_interval_seconds=s.integer("sweep_interval_seconds", d.sweep_interval_seconds, minimum=1, maximum=3600),
     )
 
 
@@ -465,4 +498,31 @@ def _load_logging(problems: _Problems, data: dict[str, Any]) -> LoggingConfig:
     return LoggingConfig(
         level=s.string("level", d.level, choices=("debug", "info", "warning", "error")),
         format=s.string("format", d.format, choices=("plain", "json")),
+    )
+
+
+def _load_outbox(problems: _Problems, data: dict[str, Any]) -> OutboxConfig:
+    s = _section(problems, data, "outbox", {"messages_per_second", "per_chat_per_second", "per_group_per_minute"})
+    d = OutboxConfig()
+
+    def rate(key: str, default: float) -> float:
+        value = s.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10000:
+            s.bad(key, "a rate from 0 (no limit) to 10000", value)
+            return default
+        return float(value)
+
+    return OutboxConfig(
+        messages_per_second=rate("messages_per_second", d.messages_per_second),
+        per_chat_per_second=rate("per_chat_per_second", d.per_chat_per_second),
+        per_group_per_minute=rate("per_group_per_minute", d.per_group_per_minute),
+    )
+
+
+def _load_retention(problems: _Problems, data: dict[str, Any]) -> RetentionConfig:
+    s = _section(problems, data, "retention", {"sent_outbox_days", "webhook_ids_days"})
+    d = RetentionConfig()
+    return RetentionConfig(
+        sent_outbox_days=s.integer("sent_outbox_days", d.sent_outbox_days, minimum=1, maximum=3650),
+        webhook_ids_days=s.integer("webhook_ids_days", d.webhook_ids_days, minimum=1, maximum=3650),
     )

@@ -1,8 +1,9 @@
-"""Delivers the outbox to Telegram, on one daemon at a time (advisory lock), retrying until Telegram
-accepts a message or rejects it for good.
+"""Delivers the outbox to Telegram, on one daemon at a time (advisory lock), retrying until Telegram accepts
+a message or rejects it for good, within Telegram's limits (overall, per chat, per group or channel).
 
-A message is marked sent right after Telegram accepts it. A crash between the two repeats that one
-message at most once per crash (the join link step keeps its created link in the row, so a retry reuses it).
+A message is marked sent right after Telegram accepts it, so a crash in between sends that one message
+again after the restart: at most one duplicate per message in flight (one at a time here). Multi-step
+deliveries (a join link, a removal) keep what they already did in the row, so a retry does not redo it.
 """
 
 from __future__ import annotations
@@ -10,40 +11,85 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
+from .config import OutboxConfig
 from .handlers import texts
-from .store import locks, subscriptions
+from .store import anomalies, channels, locks, notifications, subscriptions
 from .store import outbox as outbox_store
 from .store.pool import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
-BATCH = 50
+BATCH = 100
 POLL_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 300.0
-SEND_INTERVAL_SECONDS = 1 / 30  # Telegram's overall limit is about 30 messages per second
+MAX_PAUSE_SECONDS = 30.0
+NOT_MODIFIED = "message is not modified"
+EDIT_TARGET_GONE = ("message to edit not found", "message can't be edited")
 
 
 class PermanentFailure(Exception):
-    """Telegram refused the message for good (blocked, chat not found, ...)."""
+    """Telegram refused the message for good (blocked, chat not found, ...), or it cannot be delivered."""
+
+
+class Pacer:
+    """Telegram's limits: an overall rate, one message per second per chat, 20 per minute per group."""
+
+    def __init__(self, limits: Callable[[], OutboxConfig]) -> None:
+        self._limits = limits
+        self._next_any = 0.0
+        self._next_chat: dict[int, float] = {}
+
+    def _chat_interval(self, chat_id: int) -> float:
+        limits = self._limits()
+        if chat_id < 0:  # groups and channels
+            return 60.0 / limits.per_group_per_minute if limits.per_group_per_minute else 0.0
+        return 1.0 / limits.per_chat_per_second if limits.per_chat_per_second else 0.0
+
+    def busy_chats(self) -> list[int]:
+        now = time.monotonic()
+        for chat in [c for c, t in self._next_chat.items() if t <= now]:
+            del self._next_chat[chat]  # keeps the map as small as the chats cooling down
+        return list(self._next_chat)
+
+    def is_busy(self, chat_id: int) -> bool:
+        return self._next_chat.get(chat_id, 0.0) > time.monotonic()
+
+    async def turn(self, chat_id: int) -> None:
+        """Wait for this chat's turn and the overall one, then book both."""
+        now = time.monotonic()
+        start = max(now, self._next_any, self._next_chat.get(chat_id, 0.0))
+        if start > now:
+            await asyncio.sleep(start - now)
+        rate = self._limits().messages_per_second
+        self._next_any = start + (1.0 / rate if rate else 0.0)
+        interval = self._chat_interval(chat_id)
+        if interval:
+            self._next_chat[chat_id] = start + interval
+
+    def pause(self, seconds: float) -> None:
+        """Telegram said wait (429) or is down: nobody sends before then."""
+        self._next_any = max(self._next_any, time.monotonic() + seconds)
 
 
 class OutboxWorker:
     """Polls due messages (or wakes when this daemon queued one) and sends them with the bot."""
 
-    def __init__(self, pool: AsyncConnectionPool, bot: Callable[[], Bot | None]) -> None:
+    def __init__(self, pool: AsyncConnectionPool, bot: Callable[[], Bot | None], limits: Callable[[], OutboxConfig]) -> None:
         self._pool = pool
         self._bot = bot
         self._wake = asyncio.Event()
+        self._pacer = Pacer(limits)
+        self._outage_pause = 1.0
         self.leader = False
         self.sent = 0
         self.failed = 0
@@ -62,6 +108,7 @@ class OutboxWorker:
                         continue
                     self.leader = True
                     delay = 1.0
+                    logger.info("outbox: this daemon delivers")
                     try:
                         await self._deliver_while_leader(lock_conn)
                     finally:
@@ -83,7 +130,7 @@ class OutboxWorker:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    async def _deliver_while_leader(self, lock_conn) -> None:
+    async def _deliver_while_leader(self, lock_conn: psycopg.AsyncConnection) -> None:
         while True:
             await locks.ping(lock_conn)  # the lock lives as long as this session
             bot = self._bot()
@@ -91,53 +138,98 @@ class OutboxWorker:
                 await self._sleep(POLL_SECONDS)
                 continue
             async with self._pool.connection() as conn:
-                due = await outbox_store.due(conn, BATCH)
+                due = await outbox_store.due(conn, BATCH, skip_chats=self._pacer.busy_chats())
+            delivered = 0
             for message in due:
-                await self._deliver(bot, message)
-                await asyncio.sleep(SEND_INTERVAL_SECONDS)
-            if len(due) < BATCH:
-                await self._sleep(POLL_SECONDS)
+                if message.chat_id is not None and self._pacer.is_busy(message.chat_id):
+                    continue  # its chat is cooling down: the next round takes it
+                delivered += await self._deliver(bot, message)
+            if not due or not delivered:
+                await self._sleep(POLL_SECONDS if not due else 0.05)
 
-    async def _deliver(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
+    async def _deliver(self, bot: Bot, message: outbox_store.OutboxMessage) -> int:
+        """Try one message; return 1 when it was settled (sent or failed for good)."""
         try:
-            if message.kind == "message":
-                await self._send_message(bot, message.chat_id, message.payload)
-            elif message.kind == "join_link":
-                await self._send_join_link(bot, message)
-            else:
-                raise PermanentFailure(f"unknown outbox kind {message.kind!r}")
+            chat_id = message.chat_id if message.chat_id is not None else await self._resolve(message)
+            await self._pacer.turn(chat_id)
+            await self._send(bot, message, chat_id)
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
-            logger.warning("outbox %d: Telegram asks to wait %.0f s", message.id, wait)
+            logger.warning("outbox %d: Telegram asks to wait %.0f s; pausing all delivery", message.id, wait)
+            self._pacer.pause(wait)
             await self._update(outbox_store.retry_later, message.id, wait, f"429 retry after {wait:.0f} s")
-            await asyncio.sleep(wait)
+            return 0
         except (Forbidden, BadRequest, InvalidToken, PermanentFailure) as exc:
-            logger.warning("outbox %d to chat %d failed for good: %s", message.id, message.chat_id, exc)
+            logger.warning("outbox %d (%s) to chat %s failed for good: %s", message.id, message.kind, message.chat_id, exc)
             self.failed += 1
             await self._update(outbox_store.mark_failed, message.id, f"{exc.__class__.__name__}: {exc}")
-        except TelegramError as exc:  # network errors, timeouts, 5xx
-            wait = min(MAX_BACKOFF_SECONDS, 2.0 ** min(message.attempts, 8))
-            logger.info("outbox %d: %s; retrying in %.0f s", message.id, exc, wait)
-            await self._update(outbox_store.retry_later, message.id, wait, f"{exc.__class__.__name__}: {exc}")
-        else:
-            self.sent += 1
-            await self._update(outbox_store.mark_sent, message.id)
+            return 1
+        except TelegramError as exc:  # network errors, timeouts, 5xx: Telegram is down for everyone
+            logger.info("outbox %d: %s; pausing delivery %.0f s", message.id, exc, self._outage_pause)
+            self._pacer.pause(self._outage_pause)
+            await self._update(outbox_store.retry_later, message.id, self._outage_pause, f"{exc.__class__.__name__}: {exc}")
+            self._outage_pause = min(self._outage_pause * 2, MAX_PAUSE_SECONDS)
+            return 0
+        self._outage_pause = 1.0
+        self.sent += 1
+        await self._update(outbox_store.mark_sent, message.id)
+        return 1
 
     async def _update(self, query, *args) -> None:
         async with self._pool.connection() as conn:
             await query(conn, *args)
 
-    async def _send_message(self, bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
-        await bot.send_message(chat_id, payload["text"], parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+    async def _resolve(self, message: outbox_store.OutboxMessage) -> int:
+        """A notification's chat is its channel owner's, found at delivery (unknown channel: undeliverable)."""
+        async with self._pool.connection() as conn:
+            found = await notifications.get(conn, int(message.payload["notification_id"]))
+            if found is None or found.owner_chat_id is None:
+                detail = f"notification {message.payload['notification_id']} names no known channel ({found.open_channel_id if found else '?'})"
+                logger.warning("anomaly unknown_channel: %s", detail)
+                await anomalies.record(conn, "unknown_channel", detail)
+                raise PermanentFailure(f"undeliverable: {detail}")
+            await outbox_store.resolve_chat(conn, message.id, found.owner_chat_id)
+        return found.owner_chat_id
+
+    async def _send(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
+        payload = message.payload
+        if message.kind == "message":
+            await bot.send_message(chat_id, payload["text"], parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                                   reply_markup=_renew_button(bot, payload.get("renew_channel_key")))
+        elif message.kind == "notification":
+            await self._send_notification(bot, chat_id, int(payload["notification_id"]))
+        elif message.kind == "join_link":
+            await self._send_join_link(bot, message)
+        elif message.kind == "channel_post":
+            await self._post_in_channel(bot, int(payload["channel_id"]))
+        elif message.kind == "remove_member":
+            await self._remove_member(bot, message)
+        elif message.kind == "edit":
+            await _edit_or_forget(bot, chat_id, int(payload["message_id"]), payload["text"])
+        else:
+            raise PermanentFailure(f"unknown outbox kind {message.kind!r}")
+
+    async def _send_notification(self, bot: Bot, chat_id: int, notification_id: int) -> None:
+        async with self._pool.connection() as conn:
+            found = await notifications.get(conn, notification_id)
+        assert found is not None and found.title is not None
+        text = texts.owner_notification(found.title, found.payment_type, found.payment_data)
+        await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+        async with self._pool.connection() as conn:
+            await notifications.mark_delivered(conn, notification_id)
 
     async def _send_join_link(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
         payload = dict(message.payload)
         if "invite_link" not in payload:
             expires = datetime.now(timezone.utc) + timedelta(hours=int(payload["hours"]))
             name = (payload.get("order_id") or f"user {message.chat_id}")[:32]
-            link = await bot.create_chat_invite_link(
-                payload["closed_chat_id"], name=name, expire_date=expires, creates_join_request=True
-            )
+            try:
+                link = await bot.create_chat_invite_link(
+                    payload["closed_chat_id"], name=name, expire_date=expires, creates_join_request=True
+                )
+            except (BadRequest, Forbidden) as exc:
+                await self._lost_rights(int(payload["closed_chat_id"]), str(exc))
+                raise
             payload["invite_link"] = link.invite_link
             async with self._pool.connection() as conn:
                 async with conn.transaction():
@@ -149,10 +241,82 @@ class OutboxWorker:
         if payload.get("fresh"):
             text = texts.fresh_join_link(payload["title"], payload["invite_link"], int(payload["hours"]))
         else:
-            text = texts.join_link(
-                payload["title"], payload["invite_link"], int(payload["hours"]), datetime.fromisoformat(payload["ends_at"])
-            )
+            text = texts.join_link(payload["title"], payload["invite_link"], int(payload["hours"]),
+                                   datetime.fromisoformat(payload["ends_at"]))
         await bot.send_message(message.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+
+    async def _lost_rights(self, closed_chat_id: int, reason: str) -> None:
+        """The bot cannot invite in a closed channel: an anomaly, and the owner is told."""
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                channel = await channels.find_by_closed_id(conn, closed_chat_id)
+                detail = f"cannot create invite links in {closed_chat_id}: {reason}"
+                logger.warning("anomaly bot_lost_rights: %s", detail)
+                await anomalies.record(conn, "bot_lost_rights", detail)
+                if channel is not None:
+                    await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {"text": texts.lost_rights(channel.title)})
+
+    async def _post_in_channel(self, bot: Bot, channel_key: int) -> None:
+        """Post the subscribe/donate message, or edit the one posted before."""
+        async with self._pool.connection() as conn:
+            channel = await channels.get(conn, channel_key)
+            post = await notifications.get_post(conn, channel_key)
+        if channel is None or channel.removed:
+            raise PermanentFailure(f"channel {channel_key} is no longer on sale")
+        text = texts.channel_post(channel.title, channel.description, channel.lowest_price)
+        markup = InlineKeyboardMarkup([[
+            InlineKeyboardButton(texts.SUBSCRIBE, url=f"https://t.me/{bot.username}?start=sub_{channel.id}"),
+            InlineKeyboardButton(texts.DONATE, url=f"https://t.me/{bot.username}?start=don_{channel.id}"),
+        ]])
+        try:
+            if post is not None and post.chat_id == channel.open_channel_id:
+                try:
+                    await bot.edit_message_text(text, channel.open_channel_id, post.message_id, parse_mode=ParseMode.HTML, reply_markup=markup)
+                except BadRequest as exc:
+                    if NOT_MODIFIED in str(exc).lower():
+                        return
+                    if not any(gone in str(exc).lower() for gone in EDIT_TARGET_GONE):
+                        raise
+                    logger.info("channel %s: the old post is gone; posting again", channel.id)
+                else:
+                    async with self._pool.connection() as conn:
+                        await notifications.touch_post(conn, channel.id)
+                    return
+            sent = await bot.send_message(channel.open_channel_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        except (BadRequest, Forbidden) as exc:
+            async with self._pool.connection() as conn:
+                detail = f"channel {channel.id} ({channel.open_channel_id}): {exc}"
+                logger.warning("anomaly broadcast_failed: %s", detail)
+                await anomalies.record(conn, "broadcast_failed", detail)
+            raise
+        async with self._pool.connection() as conn:
+            await notifications.save_post(conn, channel.id, channel.open_channel_id, sent.message_id)
+
+    async def _remove_member(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
+        """unbanChatMember without only_if_banned removes a member without banning them; then tell them."""
+        payload = dict(message.payload)
+        if not payload.get("removed"):
+            await bot.unban_chat_member(payload["closed_chat_id"], message.chat_id)
+            payload["removed"] = True
+            async with self._pool.connection() as conn:
+                await outbox_store.save_progress(conn, message.id, payload)
+        await bot.send_message(message.chat_id, texts.removed(payload["title"]), parse_mode=ParseMode.HTML,
+                               reply_markup=_renew_button(bot, payload.get("channel_key")))
+
+
+async def _edit_or_forget(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
+    try:
+        await bot.edit_message_text(text, chat_id, message_id, parse_mode=ParseMode.HTML)
+    except BadRequest as exc:
+        lowered = str(exc).lower()
+        if NOT_MODIFIED not in lowered and not any(gone in lowered for gone in EDIT_TARGET_GONE):
+            raise
+
+
+def _renew_button(bot: Bot, channel_key: Any) -> InlineKeyboardMarkup | None:
+    if channel_key is None:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, url=f"https://t.me/{bot.username}?start=sub_{int(channel_key)}")]])
 
 
 def _seconds(value: timedelta | int | float) -> float:

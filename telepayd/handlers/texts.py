@@ -117,3 +117,59 @@ def status_line(title: str, ends_at: datetime, active: bool) -> str:
 
 def new_link_button(title: str) -> str:
     return f"🔗 New join link: {title}"
+
+
+def _who(user_id: object, username: object) -> str:
+    if isinstance(username, str) and username:
+        return f"@{escape(username.lstrip('@'))}"
+    return f"user {escape(str(user_id))}" if user_id is not None else "someone"
+
+
+def _amount(amount: object, currency: object) -> str:
+    if amount is None:
+        return "an amount"
+    code = escape(str(currency).upper()) if currency else "USD"
+    return f"{escape(str(amount))} {code}"
+
+
+def owner_notification(title: str, payment_type: str, data: dict) -> str:
+    """A Cloud Run payment notification for the channel's owner; every value comes from outside: escaped."""
+    who = _who(data.get("user_id"), data.get("username"))
+    amount = _amount(data.get("amount"), data.get("currency"))
+    if payment_type == "subscription":
+        days = data.get("duration_days")
+        plan = f", {escape(str(days))} days" if days else ""
+        tier = f", tier {escape(str(data['tier']))}" if data.get("tier") is not None else ""
+        return f"💰 New subscription in <b>{escape(title)}</b>: {amount}{plan}{tier} from {who}."
+    if payment_type == "donation":
+        return f"🎁 New donation to <b>{escape(title)}</b>: {amount} from {who}."
+    return f"🔔 Payment notification (<i>{escape(payment_type)}</i>) for <b>{escape(title)}</b>: {amount} from {who}."
+
+
+def channel_post(title: str, description: str, lowest: Decimal | None) -> str:
+    text = f"<b>{escape(title)}</b>"
+    if description:
+        text += f"\n{escape(description)}"
+    if lowest is not None:
+        text += f"\n\nAccess from {money(lowest)}. Subscribe or support the channel below."
+    return text
+
+
+SUBSCRIBE = "🔓 Subscribe"
+DONATE = "💝 Donate"
+RENEW = "🔁 Renew"
+
+
+def reminder(title: str, ends_at: datetime) -> str:
+    return f"⏰ Your access to <b>{escape(title)}</b> ends on {date(ends_at)}. Renew to keep it."
+
+
+def removed(title: str) -> str:
+    return f"Your access to <b>{escape(title)}</b> has ended. You can come back at any time:"
+
+
+def lost_rights(title: str) -> str:
+    return (
+        f"⚠️ The bot is no longer an administrator who can invite users in the closed channel of <b>{escape(title)}</b>. "
+        "Paying users cannot get in until you make it one again."
+    )

@@ -32,14 +32,47 @@ async def enqueue(conn: AsyncConnection, kind: str, chat_id: int, payload: dict[
     return int(row[0])
 
 
-async def due(conn: AsyncConnection, limit: int) -> list[OutboxMessage]:
+async def due(conn: AsyncConnection, limit: int, *, skip_chats: list[int] | None = None) -> list[OutboxMessage]:
+    """Pending messages whose time has come, oldest first, leaving out chats that must wait."""
     cursor = conn.cursor(row_factory=class_row(OutboxMessage))
     await cursor.execute(
         "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
-        " WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT %s",
+        " WHERE status = 'pending' AND next_attempt_at <= now()"
+        " AND (chat_id IS NULL OR NOT chat_id = ANY(%(skip)s)) ORDER BY id LIMIT %(limit)s",
+        {"skip": skip_chats or [], "limit": limit},
+    )
+    return await cursor.fetchall()
+
+
+async def resolve_chat(conn: AsyncConnection, message_id: int, chat_id: int) -> None:
+    await conn.execute("UPDATE outbox SET chat_id = %s WHERE id = %s", [chat_id, message_id])
+
+
+async def failed(conn: AsyncConnection, limit: int = 1000) -> list[OutboxMessage]:
+    cursor = conn.cursor(row_factory=class_row(OutboxMessage))
+    await cursor.execute(
+        "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
+        " WHERE status = 'failed' ORDER BY id LIMIT %s",
         [limit],
     )
     return await cursor.fetchall()
+
+
+async def requeue(conn: AsyncConnection, message_id: int | None) -> int:
+    """Queue failed messages again (one, or all when ``message_id`` is None); return how many."""
+    cursor = await conn.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now()"
+        " WHERE status = 'failed' AND (%(id)s::bigint IS NULL OR id = %(id)s) RETURNING id",
+        {"id": message_id},
+    )
+    return len(await cursor.fetchall())
+
+
+async def purge_sent(conn: AsyncConnection, older_than_days: int) -> int:
+    cursor = await conn.execute(
+        "DELETE FROM outbox WHERE status = 'sent' AND sent_at < now() - make_interval(days => %s)", [older_than_days]
+    )
+    return cursor.rowcount
 
 
 async def save_progress(conn: AsyncConnection, message_id: int, payload: dict[str, Any]) -> None:

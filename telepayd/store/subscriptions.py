@@ -34,7 +34,8 @@ async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: 
     cursor = await conn.execute(
         "INSERT INTO subscriptions (user_id, channel_id, ends_at) VALUES (%(user)s, %(channel)s, now() + make_interval(days => %(days)s))"
         " ON CONFLICT (user_id, channel_id) DO UPDATE"
-        " SET ends_at = greatest(now(), subscriptions.ends_at) + make_interval(days => %(days)s), updated_at = now()"
+        " SET ends_at = greatest(now(), subscriptions.ends_at) + make_interval(days => %(days)s), updated_at = now(),"
+        " reminded_days = '{}', removed_at = NULL"
         " RETURNING ends_at",
         {"user": user_id, "channel": channel_id, "days": days},
     )

@@ -39,12 +39,19 @@ WITH incoming AS (
     ON CONFLICT (webhook_id) DO NOTHING
     RETURNING webhook_id
 )
-INSERT INTO notifications (webhook_id, open_channel_id, payment_type, payment_data)
-SELECT i.webhook_id, b.doc->>'open_channel_id', b.doc->>'payment_type', b.doc->'payment_data'
-FROM incoming i
-JOIN fresh USING (webhook_id)
-CROSS JOIN LATERAL (SELECT i.body::jsonb AS doc) b
-RETURNING webhook_id
+, stored AS (
+    INSERT INTO notifications (webhook_id, open_channel_id, payment_type, payment_data)
+    SELECT i.webhook_id, b.doc->>'open_channel_id', b.doc->>'payment_type', b.doc->'payment_data'
+    FROM incoming i
+    JOIN fresh USING (webhook_id)
+    CROSS JOIN LATERAL (SELECT i.body::jsonb AS doc) b
+    RETURNING id, webhook_id
+), queued AS (
+    -- The owner's message, in the same transaction; its chat is resolved at delivery.
+    INSERT INTO outbox (kind, chat_id, payload)
+    SELECT 'notification', NULL, jsonb_build_object('notification_id', id) FROM stored
+)
+SELECT webhook_id FROM stored
 """
 
 _CLAIM_ID = """
@@ -85,3 +92,11 @@ async def count_notifications(conn: AsyncConnection) -> int:
     cursor = await conn.execute("SELECT count(*) FROM notifications")
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+async def purge_ids(conn: AsyncConnection, older_than_days: int) -> int:
+    """Forget webhook-ids past the replay window (the notifications themselves are kept)."""
+    cursor = await conn.execute(
+        "DELETE FROM webhook_messages WHERE received_at < now() - make_interval(days => %s)", [older_than_days]
+    )
+    return cursor.rowcount
