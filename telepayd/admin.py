@@ -12,7 +12,7 @@ from .errors import TelepaydError
 from .handlers import texts
 from .store import anomalies, channels, orders, payments, subscriptions
 from .store import outbox as outbox_store
-from .store import schema
+from .store import schema, sweeps
 from .store.pool import connect
 
 MAX_TIERS = 3
@@ -203,3 +203,29 @@ async def set_webhook_command(config: Config) -> list[str]:
             config.telegram.webhook_url, secret_token=config.telegram.webhook_secrets[0], allowed_updates=ALLOWED_UPDATES,
         )
     return [f"webhook set to {config.telegram.webhook_url} (allowed updates: {', '.join(ALLOWED_UPDATES)})"]
+
+
+async def outbox_command(config: Config, args: argparse.Namespace) -> list[str]:
+    async with await _connect(config) as conn:
+        if args.action == "failed":
+            found = await outbox_store.failed(conn)
+            return [
+                f"{m.id}\t{m.created_at:%Y-%m-%d %H:%M}\t{m.kind}\tchat {m.chat_id if m.chat_id is not None else '-'}"
+                f"\t{m.attempts} attempt(s)\t{m.last_error}"
+                for m in found
+            ] or ["no failed messages"]
+        if (args.id is None) == (not args.all):
+            raise UsageError("give a message ID or --all")
+        count = await outbox_store.requeue(conn, None if args.all else args.id)
+        if args.id is not None and not count:
+            raise UsageError(f"message {args.id} is not a failed message (see 'telepayd outbox failed')")
+        await anomalies.record_operator_action(conn, "outbox_retry", f"{count} message(s): {'all' if args.all else args.id}")
+        return [f"{count} message(s) queued again"]
+
+
+async def broadcast_command(config: Config, args: argparse.Namespace) -> list[str]:
+    async with await _connect(config) as conn:
+        wanted = [str(parse_chat_id(c, "--channel")) for c in args.channel] if args.channel else None
+        job = await sweeps.add_broadcast_job(conn, wanted)
+    return [f"broadcast job {job} queued: the running daemon posts it within "
+            f"{config.subscriptions.sweep_interval_seconds} s, within Telegram's limits"]

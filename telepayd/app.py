@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import views
-from .app_keys import bot_key, committer_key, database_key, nowpayments_key, outbox_key, runtime_key
+from .app_keys import bot_key, committer_key, database_key, nowpayments_key, outbox_key, runtime_key, sweeper_key
 from .bot import TelegramBot
 from .database import Database
 from .handlers.commands import BotDeps
@@ -20,6 +20,7 @@ from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
 from .runtime import Runtime
+from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The NowPayments client, the Telegram bot (started in the background) and the outbox worker."""
+    """The NowPayments client, the Telegram bot (started in the background), the outbox and the sweeper."""
     runtime = app[runtime_key]
     database = app[database_key]
     nowpayments = NowPaymentsClient(lambda: runtime.config.nowpayments)
@@ -84,16 +85,20 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(bot.first_attempt_done.wait(), FIRST_CONNECT_SECONDS)
-    delivering = asyncio.create_task(outbox.run(), name="outbox")
-    delivering.add_done_callback(runtime.on_background_task_done)
+    sweeper = Sweeper(database.pool, lambda: runtime.config, ready=lambda: database.schema_ready, wake_outbox=outbox.wake)
+    workers = [asyncio.create_task(outbox.run(), name="outbox"), asyncio.create_task(sweeper.run(), name="sweeper")]
+    for task in workers:
+        task.add_done_callback(runtime.on_background_task_done)
     app[nowpayments_key] = nowpayments
     app[bot_key] = bot
     app[outbox_key] = outbox
+    app[sweeper_key] = sweeper
     try:
         yield
     finally:
-        delivering.cancel()
-        await asyncio.gather(delivering, return_exceptions=True)  # a crash was logged when it happened
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)  # a crash was logged when it happened
         try:
             await bot.stop()
         finally:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .nowpayments import NowPaymentsClient
     from .outbox import OutboxWorker
     from .runtime import Runtime
+    from .sweeper import Sweeper
 
 runtime_key = web.AppKey("runtime", "Runtime")
 database_key = web.AppKey("database", "Database")
@@ -22,6 +23,7 @@ committer_key = web.AppKey("committer", "GroupCommitter")
 bot_key = web.AppKey("bot", "TelegramBot")
 outbox_key = web.AppKey("outbox", "OutboxWorker")
 nowpayments_key = web.AppKey("nowpayments", "NowPaymentsClient")
+sweeper_key = web.AppKey("sweeper", "Sweeper")
 
 client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
 body_key = web.RequestKey("body", bytes)

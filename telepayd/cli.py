@@ -74,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--days", type=int, metavar="N")
         _add_config_option(action)
 
+    outbox = commands.add_parser("outbox", help="messages to Telegram that failed for good")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    failed = outbox_actions.add_parser("failed", help="list messages failed for good, with the reason")
+    retry = outbox_actions.add_parser("retry", help="queue failed messages again")
+    retry.add_argument("id", nargs="?", type=int, metavar="ID")
+    retry.add_argument("--all", action="store_true", help="every failed message")
+    for sub in (failed, retry):
+        _add_config_option(sub)
+
+    broadcast = commands.add_parser("broadcast", help="post or refresh the subscribe/donate post in open channels")
+    broadcast.add_argument("--channel", action="append", metavar="ID", help="an open channel id (repeat); default: all")
+    _add_config_option(broadcast)
+
     sign = commands.add_parser(
         "sign", help="print Standard Webhooks headers for the body on standard input",
         description="Sign standard input with the first secret of a whsec_ secret file and print the "
@@ -139,7 +152,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    """migrate / channels / orders / subscriptions / set-webhook: one line per result or problem."""
+    """The operator's commands (migrate, channels, orders, subscriptions, outbox, broadcast, set-webhook):
+    one line per result or problem."""
     from telegram.error import TelegramError
 
     from . import admin
@@ -157,6 +171,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
         "orders": lambda: admin.orders_command(config, args),
         "subscriptions": lambda: admin.subscriptions_command(config, args),
         "set-webhook": lambda: admin.set_webhook_command(config),
+        "outbox": lambda: admin.outbox_command(config, args),
+        "broadcast": lambda: admin.broadcast_command(config, args),
     }[args.command]
     try:
         lines = asyncio.run(run())
@@ -186,6 +202,8 @@ COMMANDS = {
     "orders": cmd_operator,
     "subscriptions": cmd_operator,
     "set-webhook": cmd_operator,
+    "outbox": cmd_operator,
+    "broadcast": cmd_operator,
 }
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from . import __version__
 from psycopg_pool import PoolTimeout
 
-from .app_keys import body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, webhook_id_key
+from .app_keys import body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, sweeper_key, webhook_id_key
 from .errors import StoreUnavailable
 from .http_errors import RETRY_AFTER_SECONDS, ApiError, database_unavailable
 from .ingest import UnstorableMessage
@@ -106,6 +106,7 @@ async def _store(request: web.Request, message: Incoming, kind: str) -> web.Resp
         raise ApiError(422, "unstorable_body", "The database refused the body's content.") from None
     if fresh:
         logger.info("stored %s %s", kind, message.webhook_id)
+        request.app[outbox_key].wake()
         return web.json_response({"status": "accepted", "id": message.webhook_id}, status=202)
     logger.info("duplicate %s %s acknowledged, nothing written", kind, message.webhook_id)
     return web.json_response({"status": "duplicate", "id": message.webhook_id}, status=200)
@@ -122,7 +123,9 @@ async def post_notification(request: web.Request) -> web.Response:
 async def post_broadcast(request: web.Request) -> web.Response:
     """A broadcast trigger (all channels, or the listed ones), stored as a job before the 202."""
     channels = validate_broadcast(_json_body(request))
-    return await _store(request, IncomingBroadcast(request[webhook_id_key], channels), "broadcast job")
+    response = await _store(request, IncomingBroadcast(request[webhook_id_key], channels), "broadcast job")
+    request.app[sweeper_key].nudge()
+    return response
 
 
 async def post_nowpayments(request: web.Request) -> web.Response:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,10 +28,10 @@ from ..errors import StoreUnavailable
 from ..nowpayments import NowPaymentsClient, PaymentProviderError
 from ..payments import new_order_id
 from ..runtime import Runtime
-from ..store import anomalies, channels, orders, subscriptions
+from ..store import anomalies, channels, keypads, orders, subscriptions
 from ..store import outbox as outbox_store
 from ..store.pool import UNAVAILABLE_ERRORS
-from . import keyboards, texts
+from . import keyboards, keypad, texts
 from .callbacks import decode
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Handlers:
 
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
+        # Key presses of one user are applied in the order they arrived.
+        self._user_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def register(self, application: Application) -> None:
         application.add_handler(CommandHandler("start", self.start))
@@ -75,6 +79,9 @@ class Handlers:
         payload = context.args[0] if context.args else ""
         if payload.startswith("sub_") and payload[4:].isdigit() and len(payload) <= 24:
             await self._show_channel(update, int(payload[4:]), edit=False)
+            return
+        if payload.startswith("don_") and payload[4:].isdigit() and len(payload) <= 24:
+            await self._open_keypad(update, int(payload[4:]))
             return
         if payload:
             logger.info("unknown /start payload %r from user %s", payload[:64], update.effective_user.id if update.effective_user else "?")
@@ -106,6 +113,11 @@ class Handlers:
         if query is None:
             return
         button = decode(query.data)
+        if button is not None and button.action == "kp":
+            lock = self._user_locks.setdefault(query.from_user.id, asyncio.Lock())
+            async with lock:
+                await self._press_key(update, button.args[0])
+            return
         await query.answer()
         if button is None:
             logger.info("unknown callback data %r from user %s", (query.data or "")[:64], query.from_user.id)
@@ -239,6 +251,89 @@ class Handlers:
                 await orders.set_invoice(conn, order.order_id, invoice.id, invoice.url)
             url = invoice.url
         await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
+
+    async def _open_keypad(self, update: Update, channel_key: int) -> None:
+        """A donation keypad for a channel, in one message that each key press edits."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        async with self._pool.connection() as conn:
+            channel = await channels.get(conn, channel_key)
+        if channel is None or channel.removed:
+            await message.reply_text(texts.CHANNEL_GONE)
+            return
+        limits = self.deps.runtime.config.donations
+        sent = await message.reply_text(
+            texts.keypad(channel.title, "", limits.min_amount, limits.max_amount),
+            parse_mode=ParseMode.HTML, reply_markup=keyboards.donation_keypad(),
+        )
+        async with self._pool.connection() as conn:
+            await keypads.start(conn, user_id=user.id, channel_id=channel.id, chat_id=sent.chat_id, message_id=sent.message_id)
+
+    async def _press_key(self, update: Update, key: int) -> None:
+        """One keypad key: edit the amount, confirm (order + invoice), or cancel. State lives in PostgreSQL."""
+        query = update.callback_query
+        assert query is not None
+        user = query.from_user
+        limits = self.deps.runtime.config.donations
+        now = datetime.now(timezone.utc)
+        toast: str | None = None
+        edit: tuple[str, object] | None = None
+        order = channel = None
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                session = await keypads.get_for_update(conn, user.id)
+                message_id = query.message.message_id if query.message else None
+                if session is None or session.message_id != message_id:
+                    toast = texts.KEYPAD_STALE
+                elif (now - session.updated_at).total_seconds() > limits.keypad_timeout_seconds:
+                    await keypads.finish(conn, user.id)
+                    edit = (texts.KEYPAD_EXPIRED, None)
+                elif key == keypad.CANCEL:
+                    await keypads.finish(conn, user.id)
+                    edit = (texts.KEYPAD_CANCELLED, None)
+                else:
+                    channel = await channels.get(conn, session.channel_id)
+                    if channel is None or channel.removed:
+                        await keypads.finish(conn, user.id)
+                        edit = (texts.CHANNEL_GONE, None)
+                    elif key == keypad.CONFIRM:
+                        amount = keypad.value(session.amount)
+                        if amount is None or not keypad.acceptable(amount, limits.min_amount, limits.max_amount):
+                            toast = texts.keypad_refused(amount or 0, limits.min_amount, limits.max_amount)
+                        else:
+                            await keypads.finish(conn, user.id)
+                            order = await orders.create(
+                                conn, order_id=new_order_id(), kind="donation", user_id=user.id, username=user.username,
+                                channel_id=channel.id, tier_id=None, days=None, price=amount,
+                            )
+                            logger.info("order %s created: donation of %s by user %s to channel %s", order.order_id, amount, user.id, channel.id)
+                    else:
+                        typed = keypad.press(session.amount, key)
+                        if typed == session.amount:
+                            toast = texts.KEYPAD_LIMIT if key not in (keypad.BACKSPACE, keypad.CLEAR) else None
+                        else:
+                            await keypads.set_amount(conn, user.id, typed)
+                            edit = (texts.keypad(channel.title, typed, limits.min_amount, limits.max_amount), keyboards.donation_keypad())
+        await query.answer(toast)
+        if edit is not None:
+            await self._show(update, edit[0], edit[1], edit=True)
+        if order is not None and channel is not None:
+            await self._invoice_donation(update, order, channel)
+
+    async def _invoice_donation(self, update: Update, order: orders.Order, channel: channels.Channel) -> None:
+        try:
+            invoice = await self.deps.nowpayments.create_invoice(
+                order_id=order.order_id, price=order.price, currency=order.currency,
+                description=f"Donation to {channel.title}", success_url=f"https://t.me/{update.get_bot().username}",
+            )
+        except PaymentProviderError as exc:
+            logger.warning("invoice for order %s failed: %s", order.order_id, exc)
+            await self._show(update, texts.INVOICE_FAILED, None, edit=True)
+            return
+        async with self._pool.connection() as conn:
+            await orders.set_invoice(conn, order.order_id, invoice.id, invoice.url)
+        await self._show(update, texts.donation_invoice(channel.title, order.price), keyboards.pay(invoice.url, order.price), edit=True)
 
     async def _new_link(self, update: Update, channel_key: int) -> None:
         """A fresh personal join link for an active subscription, at most once per 10 minutes."""

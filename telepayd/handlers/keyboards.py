@@ -43,3 +43,14 @@ def status_links(active: list[Subscription]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(texts.new_link_button(s.title), callback_data=encode("link", s.channel_id))] for s in active]
     )
+
+
+def donation_keypad() -> InlineKeyboardMarkup:
+    from .keypad import BACKSPACE, CANCEL, CLEAR, CONFIRM, KEY_LABELS, POINT
+
+    def key(code: int) -> InlineKeyboardButton:
+        return InlineKeyboardButton(KEY_LABELS.get(code, str(code)), callback_data=encode("kp", code))
+
+    rows = [[key(1), key(2), key(3)], [key(4), key(5), key(6)], [key(7), key(8), key(9)],
+            [key(POINT), key(0), key(BACKSPACE)], [key(CLEAR), key(CANCEL), key(CONFIRM)]]
+    return InlineKeyboardMarkup(rows)

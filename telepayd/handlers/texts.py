@@ -173,3 +173,31 @@ def lost_rights(title: str) -> str:
         f"⚠️ The bot is no longer an administrator who can invite users in the closed channel of <b>{escape(title)}</b>. "
         "Paying users cannot get in until you make it one again."
     )
+
+
+KEYPAD_EXPIRED = "⌛ This donation keypad expired. Use the channel's Donate button to start again."
+KEYPAD_CANCELLED = "Donation cancelled. Nothing was charged."
+KEYPAD_STALE = "This keypad is no longer active."
+KEYPAD_LIMIT = "At most two decimals and four digits before the point."
+
+
+def keypad(title: str, amount: str, minimum: Decimal, maximum: Decimal) -> str:
+    shown = amount or "0"
+    return (
+        f"💝 Donate to <b>{escape(title)}</b>\n\n"
+        f"<code>$ {escape(shown)}</code>\n\n"
+        f"Type an amount from {money(minimum)} to {money(maximum)}, then ✅."
+    )
+
+
+def keypad_refused(amount: Decimal, minimum: Decimal, maximum: Decimal) -> str:
+    if amount < minimum:
+        return f"The minimum donation is {money(minimum)}."
+    return f"The maximum donation is {money(maximum)}."
+
+
+def donation_invoice(title: str, amount: Decimal) -> str:
+    return (
+        f"🧾 Donation of {money(amount)} to <b>{escape(title)}</b>.\n"
+        "Pay with the button below. Thank you!"
+    )

@@ -21,3 +21,4 @@ async def unlock(conn: AsyncConnection, key: int) -> None:
 async def ping(conn: AsyncConnection) -> None:
     """A round trip: raises when the session (and so its locks) is gone."""
     await conn.execute("SELECT 1")
+SWEEPER_LOCK = 0x74656C65_73776570  # "telesweep"

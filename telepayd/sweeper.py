@@ -1,0 +1,142 @@
+"""Periodic work on one daemon at a time (advisory lock): reminders and removals of ending subscriptions,
+expired donation keypads, broadcast jobs, and retention. Everything it decides goes to the outbox in the
+same transaction, so a sweep is idempotent: a reminder day or a removal is recorded when it is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from .config import Config
+from .handlers import texts
+from .store import channels, locks, sweeps, webhook_messages
+from .store import outbox as outbox_store
+from .store.pool import UNAVAILABLE_ERRORS
+
+logger = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, pool: AsyncConnectionPool, config: Callable[[], Config], *, ready: Callable[[], bool],
+                 wake_outbox: Callable[[], None]) -> None:
+        self._pool = pool
+        self._config = config
+        self._ready = ready
+        self._wake_outbox = wake_outbox
+        self._dry_run_logged: set[tuple[int, int]] = set()
+        self._nudge = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Sweep now (a broadcast job was stored)."""
+        self._nudge.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self._ready():
+                    await self.sweep_once()
+            except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+                logger.warning("sweeper: database unavailable (%s)", exc)
+            except psycopg.Error:
+                logger.exception("sweeper: database error")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self._config().subscriptions.sweep_interval_seconds)
+            self._nudge.clear()
+
+    async def sweep_once(self) -> bool:
+        """One sweep, if this daemon holds the lock; return whether it did."""
+        async with self._pool.connection() as lock_conn:
+            if not await locks.try_lock(lock_conn, locks.SWEEPER_LOCK):
+                return False
+            try:
+                config = self._config()
+                queued = await self._broadcasts()
+                queued += await self._reminders(config)
+                queued += await self._removals(config)
+                queued += await self._keypads(config)
+                await self._retention(config)
+            finally:
+                await locks.unlock(lock_conn, locks.SWEEPER_LOCK)
+        if queued:
+            self._wake_outbox()
+        return True
+
+    async def _broadcasts(self) -> int:
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                jobs = await sweeps.take_broadcast_jobs(conn)
+                if not jobs:
+                    return 0
+                active = await channels.list_active(conn)
+                queued = 0
+                for job in jobs:
+                    wanted = set(job.open_channel_ids) if job.open_channel_ids is not None else None
+                    targets = [c for c in active if wanted is None or str(c.open_channel_id) in wanted]
+                    for channel in targets:
+                        await outbox_store.enqueue(conn, "channel_post", channel.open_channel_id, {"channel_id": channel.id})
+                    unknown = sorted(wanted - {str(c.open_channel_id) for c in active}) if wanted else []
+                    logger.info("broadcast job %d: %d channel post(s) queued%s", job.id, len(targets),
+                                f"; unknown channels skipped: {', '.join(unknown)}" if unknown else "")
+                    queued += len(targets)
+                return queued
+
+    async def _reminders(self, config: Config) -> int:
+        days = config.subscriptions.reminder_days
+        if not days:
+            return 0
+        queued = 0
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                now = datetime.now(timezone.utc)
+                for sub in await sweeps.to_remind(conn, max(days)):
+                    left_days = (sub.ends_at - now).total_seconds() / 86400
+                    due = [d for d in days if left_days <= d and d not in sub.reminded_days]
+                    if not due:
+                        continue
+                    # One reminder per sweep, for the nearest day; the farther ones are then past.
+                    await outbox_store.enqueue(conn, "message", sub.user_id, {
+                        "text": texts.reminder(sub.title, sub.ends_at), "renew_channel_key": sub.channel_id})
+                    await sweeps.mark_reminded(conn, sub.user_id, sub.channel_id, sorted(set(sub.reminded_days) | set(due)))
+                    queued += 1
+        return queued
+
+    async def _removals(self, config: Config) -> int:
+        queued = 0
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                for sub in await sweeps.ended(conn):
+                    if config.subscriptions.removal_dry_run:
+                        key = (sub.user_id, sub.channel_id)
+                        if key not in self._dry_run_logged:
+                            self._dry_run_logged.add(key)
+                            logger.info("removal_dry_run: would remove user %s from %s (ended %s)",
+                                        sub.user_id, sub.closed_channel_id, sub.ends_at)
+                        continue
+                    await outbox_store.enqueue(conn, "remove_member", sub.user_id, {
+                        "closed_chat_id": sub.closed_channel_id, "title": sub.title, "channel_key": sub.channel_id})
+                    await sweeps.mark_removed(conn, sub.user_id, sub.channel_id)
+                    logger.info("subscription of user %s to channel %s ended: removal queued", sub.user_id, sub.channel_id)
+                    queued += 1
+        return queued
+
+    async def _keypads(self, config: Config) -> int:
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                stale = await sweeps.take_stale_keypads(conn, config.donations.keypad_timeout_seconds)
+                for pad in stale:
+                    await outbox_store.enqueue(conn, "edit", pad.chat_id, {"message_id": pad.message_id, "text": texts.KEYPAD_EXPIRED})
+        return len(stale)
+
+    async def _retention(self, config: Config) -> None:
+        async with self._pool.connection() as conn:
+            sent = await outbox_store.purge_sent(conn, config.retention.sent_outbox_days)
+            ids = await webhook_messages.purge_ids(conn, config.retention.webhook_ids_days)
+        if sent or ids:
+            logger.info("retention: purged %d sent outbox message(s) and %d old webhook-id(s)", sent, ids)
