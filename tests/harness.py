@@ -174,6 +174,10 @@ class Emulator:
         self._call("POST", "/_emulator/telegram/fail", {"method": method, "status": status, "description": description,
                                                          "retry_after": retry_after, "count": count, "seconds": seconds})
 
+    def enforce_limits(self, per_second: float = 30, per_chat_per_second: float = 1, per_group_per_minute: float = 20) -> None:
+        self._call("POST", "/_emulator/telegram/limits", {"per_second": per_second, "per_chat_per_second": per_chat_per_second,
+                                                           "per_group_per_minute": per_group_per_minute})
+
     def invoices(self) -> dict[str, dict]:
         return self._call("GET", "/_emulator/nowpayments/invoices")  # type: ignore[return-value]
 

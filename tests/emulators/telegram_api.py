@@ -34,6 +34,25 @@ class TelegramState:
     calls: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     message_ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+    # Telegram's limits, enforced when set: {"per_second": 30, "per_chat_per_second": 1, "per_group_per_minute": 20}
+    limits: dict[str, float] | None = None
+    sends: list[tuple[float, int]] = field(default_factory=list)  # (time, chat) of accepted sends
+    editable: set[tuple[int, int]] = field(default_factory=set)  # (chat, message) that exist
+
+    def over_limit(self, chat_id: int, now: float) -> int | None:
+        """The retry_after Telegram would answer, or None when this send is within the limits."""
+        if not self.limits:
+            return None
+        recent = [(t, c) for t, c in self.sends if now - t < 60]
+        self.sends = recent
+        if sum(1 for t, _ in recent if now - t < 1) >= self.limits.get("per_second", 30):
+            return 1
+        if chat_id < 0:
+            if sum(1 for _, c in recent if c == chat_id) >= self.limits.get("per_group_per_minute", 20):
+                return 60
+        elif any(c == chat_id and now - t < 1 / self.limits.get("per_chat_per_second", 1) for t, c in recent):
+            return 1
+        return None
 
     def failure_for(self, method: str) -> Failure | None:
         now = time.monotonic()
@@ -97,8 +116,17 @@ async def bot_method(request: web.Request) -> web.Response:
         params = await request.json()
     else:
         params = _params(dict(await request.post()))
-    state.calls.append({"method": method, "params": params, "token": request.match_info["token"], "at": time.time()})
+    call = {"method": method, "params": params, "token": request.match_info["token"], "at": time.time(), "ok": False}
+    state.calls.append(call)
     failure = state.failure_for(method)
+    sends = method in ("sendMessage", "editMessageText")
+    if failure is None and sends:
+        retry_after = state.over_limit(int(params.get("chat_id", 0)), time.monotonic())
+        if retry_after is not None:
+            failure = Failure(method, 429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+    if failure is None and method == "editMessageText" and state.limits is not None:
+        if (int(params.get("chat_id", 0)), int(params.get("message_id", 0))) not in state.editable:
+            failure = Failure(method, 400, "Bad Request: message to edit not found")
     if failure is not None:
         answer: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
         if failure.retry_after is not None:
@@ -107,6 +135,12 @@ async def bot_method(request: web.Request) -> web.Response:
     result = _result(state, method, params)
     if result is None:
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
+    call["ok"] = True
+    if isinstance(result, dict) and "message_id" in result:
+        call["message_id"] = result["message_id"]
+        state.editable.add((int(result["chat"]["id"]), int(result["message_id"])))
+    if sends:
+        state.sends.append((time.monotonic(), int(params.get("chat_id", 0))))
     return web.json_response({"ok": True, "result": result})
 
 
@@ -127,8 +161,14 @@ async def control_fail(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def control_limits(request: web.Request) -> web.Response:
+    request.app["telegram"].limits = (await request.json()) or None
+    return web.json_response({"ok": True})
+
+
 def add_routes(app: web.Application) -> None:
     app["telegram"] = TelegramState()
+    app.router.add_post("/_emulator/telegram/limits", control_limits)
     app.router.add_post("/bot{token}/{method}", bot_method)
     app.router.add_get("/_emulator/telegram/calls", control_calls)
     app.router.add_post("/_emulator/telegram/fail", control_fail)
