@@ -128,6 +128,7 @@ async def bot_method(request: web.Request) -> web.Response:
         if (int(params.get("chat_id", 0)), int(params.get("message_id", 0))) not in state.editable:
             failure = Failure(method, 400, "Bad Request: message to edit not found")
     if failure is not None:
+        call["status"] = failure.status
         answer: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
         if failure.retry_after is not None:
             answer["parameters"] = {"retry_after": failure.retry_after}
