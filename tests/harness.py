@@ -233,6 +233,22 @@ class TelegramUser:
                         "chat": {"id": self.user_id, "type": "private"}, "from": {"id": 7000000001, "is_bot": True, "first_name": "TelePay"}},
         }})
 
+    def bot_membership_changed(self, chat_id: int, status: str, **rights: bool) -> int:
+        """Telegram telling the bot its own membership in a chat changed (my_chat_member)."""
+        bot = {"id": 7000000001, "is_bot": True, "first_name": "TelePay", "username": "telepay_test_bot"}
+        old = {"status": "administrator", "user": bot, "can_be_edited": False, "is_anonymous": False,
+               "can_manage_chat": True, "can_delete_messages": True, "can_manage_video_chats": True,
+               "can_restrict_members": True, "can_promote_members": False, "can_change_info": True,
+               "can_invite_users": True, "can_post_stories": False, "can_edit_stories": False,
+               "can_delete_stories": False}
+        new = {**old, **rights} if status == "administrator" else {"status": status, "user": bot}
+        if status == "left":
+            new = {"status": "left", "user": bot}
+        return self._post({"my_chat_member": {
+            "chat": {"id": chat_id, "type": "channel", "title": "Closed"}, "from": self.user, "date": int(time.time()),
+            "old_chat_member": old, "new_chat_member": new,
+        }})
+
     def ask_to_join(self, chat_id: int, invite_link: str) -> int:
         return self._post({"chat_join_request": {
             "chat": {"id": chat_id, "type": "channel", "title": "Closed"}, "from": self.user, "user_chat_id": self.user_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -237,4 +236,53 @@ def test_lost_invite_rights_are_an_anomaly_the_owner_hears_of(config_files, star
     assert granted.returncode == 0
     assert wait_for(lambda: db(config_files, "SELECT kind FROM anomalies") == [("bot_lost_rights",)], 15)
     assert wait_for(lambda: any("no longer an administrator" in c["params"]["text"] for c in emulator.calls("sendMessage")), 15)
-    assert subprocess  # the CLI helpers run telepayd as a subprocess
+
+
+def test_bot_demoted_in_a_closed_channel_is_an_anomaly(config_files, start_daemon, emulator):
+    from tests.harness import TelegramUser
+    from tests.test_buying_e2e import CLOSED, OWNER
+
+    add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    owner = TelegramUser(daemon, OWNER, "owner")
+    assert owner.bot_membership_changed(CLOSED, "administrator", can_invite_users=True) == 200
+    assert owner.bot_membership_changed(-100123, "left") == 200  # not one of ours: nothing to say
+    assert owner.bot_membership_changed(CLOSED, "administrator", can_invite_users=False) == 200
+    assert wait_for(lambda: any("no longer an administrator" in c["params"]["text"] for c in emulator.calls("sendMessage")), 15)
+    assert db(config_files, "SELECT kind FROM anomalies") == [("bot_lost_rights",)]
+
+
+def test_retention_purges_sent_messages_and_old_webhook_ids_but_keeps_records(config_files, start_daemon, emulator):
+    config_files.settings = {"subscriptions": {"sweep_interval_seconds": 1}}
+    config_files.write()
+    make_channels(config_files, 1)
+    with psycopg.connect(config_files.dsn) as conn:
+        conn.execute("INSERT INTO outbox (kind, chat_id, payload, status, sent_at) VALUES"
+                     " ('message', 1, '{}', 'sent', now() - interval '40 days'), ('message', 2, '{}', 'sent', now() - interval '1 day'),"
+                     " ('message', 3, '{}', 'failed', NULL)")
+        conn.execute("INSERT INTO webhook_messages (webhook_id, route, received_at) VALUES"
+                     " ('old', 'notification', now() - interval '8 days'), ('new', 'notification', now())")
+        conn.execute("INSERT INTO ipn_events (payment_id, payment_status, order_id, body, received_at) VALUES (1, 'finished', 'x', '{}', now() - interval '400 days')")
+    daemon = start_daemon(config_files)
+    assert wait_for(lambda: db(config_files, "SELECT chat_id FROM outbox ORDER BY chat_id") == [(2,), (3,)], 15)
+    assert db(config_files, "SELECT webhook_id FROM webhook_messages") == [("new",)]
+    assert db(config_files, "SELECT count(*) FROM ipn_events") == [(1,)]  # financial records are kept
+    assert "retention: purged 1 sent outbox message(s) and 1 old webhook-id(s)" in daemon.log()
+
+
+def test_a_deleted_channel_post_is_posted_again(config_files, start_daemon, emulator):
+    open_ids = make_channels(config_files, 1)
+    config_files.settings = {"subscriptions": {"sweep_interval_seconds": 1}}
+    config_files.write()
+    emulator.enforce_limits()  # the emulator now knows which messages exist
+    start_daemon(config_files)
+    assert telepayd(config_files, "broadcast").returncode == 0
+    assert wait_for(lambda: len([c for c in emulator.calls("sendMessage") if c["ok"]]) == 1, 15)
+    with psycopg.connect(config_files.dsn) as conn:
+        conn.execute("UPDATE channel_posts SET message_id = 999999")  # as if an admin deleted the post
+    assert telepayd(config_files, "broadcast").returncode == 0
+    assert wait_for(lambda: len([c for c in emulator.calls("sendMessage") if c["ok"]]) == 2, 15)
+    edits = emulator.calls("editMessageText")
+    assert len(edits) == 1 and edits[0]["status"] == 400  # "message to edit not found": a new post instead
+    assert db(config_files, "SELECT count(*) FROM outbox WHERE status = 'failed'") == [(0,)]
+    assert int(emulator.calls("sendMessage")[-1]["params"]["chat_id"]) == open_ids[0]

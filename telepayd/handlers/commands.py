@@ -17,6 +17,7 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ChatJoinRequestHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -63,6 +64,7 @@ class Handlers:
         application.add_handler(CommandHandler("status", self.status))
         application.add_handler(CallbackQueryHandler(self.press_button))
         application.add_handler(ChatJoinRequestHandler(self.join_request))
+        application.add_handler(ChatMemberHandler(self.bot_rights_changed, ChatMemberHandler.MY_CHAT_MEMBER))
         application.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, self.other_message))
         application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, self.other_message))
         application.add_error_handler(self.on_error)
@@ -167,6 +169,26 @@ class Handlers:
                 await request.decline()
         except TelegramError as exc:
             logger.warning("could not answer the join request of user %s in %s: %s", user_id, chat_id, exc)
+
+    async def bot_rights_changed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The bot's own membership changed: losing the right to invite in a closed channel is an anomaly."""
+        change = update.my_chat_member
+        if change is None:
+            return
+        member = change.new_chat_member
+        can_invite = member.status == "creator" or (member.status == "administrator" and bool(getattr(member, "can_invite_users", False)))
+        if can_invite:
+            return
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                channel = await channels.find_by_closed_id(conn, change.chat.id)
+                if channel is None:
+                    return
+                detail = f"the bot is now {member.status} without invite rights in {change.chat.id} (channel {channel.id})"
+                logger.warning("anomaly bot_lost_rights: %s", detail)
+                await anomalies.record(conn, "bot_lost_rights", detail)
+                await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {"text": texts.lost_rights(channel.title)})
+        self.deps.wake_outbox()
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log the error with its traceback; tell the user something short, never the exception."""
