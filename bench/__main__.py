@@ -1,7 +1,9 @@
 """``make bench``: every benchmark, one after the other."""
 
-from bench import http, rate_limiter
+from bench import http, outbox, rate_limiter
 
 rate_limiter.main()
 print()
 http.main()
+print()
+outbox.main()
