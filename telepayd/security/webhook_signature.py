@@ -8,58 +8,20 @@ can be rotated with an overlap.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
 import hmac
-import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from . import webhook_signer
 from .errors import SignatureError
+from .webhook_signer import MAX_ID_LENGTH, decode_secret, generate_secret, is_valid_id
 
-SECRET_PREFIX = "whsec_"
-MAX_ID_LENGTH = 255
+__all__ = ["MAX_ID_LENGTH", "SignedHeaders", "WebhookVerifier", "decode_secret", "generate_secret", "sign"]
+
 _MAX_SIGNATURES = 16
-
-
-def decode_secret(secret: str) -> bytes:
-    """Return the HMAC key of a ``whsec_<base64>`` secret; raise ``ValueError`` when it is not one."""
-    if not secret.startswith(SECRET_PREFIX):
-        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX!r}")
-    try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
-    except binascii.Error:
-        raise ValueError("the part after 'whsec_' is not valid base64") from None
-    if len(key) < 16:
-        raise ValueError("the key is shorter than 16 bytes (24 base64 characters)")
-    return key
-
-
-def generate_secret() -> str:
-    """Return a new random ``whsec_`` secret with a 32-byte key."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-def generate_message_id() -> str:
-    """Return a new random webhook-id (``msg_`` + 27 URL-safe characters)."""
-    return "msg_" + secrets.token_urlsafe(20)
-
-
-def _is_valid_id(message_id: str) -> bool:
-    """1-255 printable ASCII characters without spaces (so it is safe in logs and as a key)."""
-    return (
-        len(message_id) <= MAX_ID_LENGTH
-        and message_id.isascii()
-        and message_id.isprintable()
-        and " " not in message_id
-    )
-
-
-def _signature(key: bytes, message_id: str, timestamp: str, body: bytes) -> bytes:
-    signed = b"%s.%s.%s" % (message_id.encode("ascii"), timestamp.encode("ascii"), body)
-    return hmac.digest(key, signed, "sha256")
+_SIGNATURE_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +44,8 @@ def sign(
     secret: str, body: bytes, *, message_id: str | None = None, timestamp: int | None = None
 ) -> SignedHeaders:
     """Sign ``body`` with one ``whsec_`` secret and return the headers to send with it."""
-    message_id = message_id or generate_message_id()
-    if not message_id or not _is_valid_id(message_id):
-        raise ValueError("a webhook-id is 1-255 printable ASCII characters without spaces")
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    digest = _signature(decode_secret(secret), message_id, stamp, body)
-    return SignedHeaders(message_id, stamp, "v1," + base64.b64encode(digest).decode("ascii"))
+    headers = webhook_signer.sign(secret, body, message_id=message_id, timestamp=timestamp)
+    return SignedHeaders(headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"])
 
 
 class WebhookVerifier:
@@ -117,7 +75,7 @@ class WebhookVerifier:
                 if not value
             ]
             raise SignatureError("missing_signature_headers", f"Missing header(s): {', '.join(missing)}.")
-        if not _is_valid_id(message_id):
+        if not is_valid_id(message_id):
             raise SignatureError(
                 "malformed_webhook_id", "webhook-id must be 1-255 printable ASCII characters without spaces."
             )
@@ -129,10 +87,9 @@ class WebhookVerifier:
         if age < -self.tolerance_seconds:
             raise SignatureError("timestamp_in_future", "webhook-timestamp is outside the accepted tolerance.")
         offered = self._parse_signatures(signature_header)
-        signed = b"%s.%s.%s" % (message_id.encode("ascii"), timestamp.encode("ascii"), body)
         matched = False
         for key in self._keys:
-            expected = hmac.digest(key, signed, "sha256")
+            expected = webhook_signer.signature(key, message_id, timestamp, body)
             for candidate in offered:
                 matched |= hmac.compare_digest(expected, candidate)
         if not matched:
@@ -158,7 +115,7 @@ class WebhookVerifier:
                 raw = binascii.a2b_base64(value, strict_mode=True)
             except (binascii.Error, ValueError):
                 continue
-            if len(raw) == hashlib.sha256().digest_size:
+            if len(raw) == _SIGNATURE_BYTES:
                 decoded.append(raw)
         if not decoded:
             reason = "malformed_signature" if saw_v1 else "no_v1_signature"
