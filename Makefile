@@ -1,11 +1,13 @@
 PYTHON ?= python3
 
-.PHONY: help deps install run test bench clean
+.PHONY: help deps install run demo test bench pyz deb clean
 
 help:
 	@echo "make run     start a throwaway PostgreSQL and telepayd on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test    run the test suite (starts its own PostgreSQL)"
 	@echo "make bench   run the benchmarks in bench/ (prints ratios)"
+	@echo "make pyz     build dist/telepayd-<version>.pyz"
+	@echo "make deb     build dist/telepayd_<version>_all.deb (needs debhelper)"
 	@echo "make install install telepayd and the test tools with pip"
 
 deps:
@@ -22,6 +24,12 @@ test: deps
 
 bench: deps
 	$(PYTHON) -m bench
+
+pyz:
+	$(PYTHON) zipapp.py
+
+deb: deps
+	PYTHON=$(PYTHON) tools/build_deb.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
