@@ -3,6 +3,7 @@ PYTHON ?= python3
 .PHONY: help deps install run demo test bench pyz deb clean
 
 help:
+	@echo "make demo    telepayd end to end on this machine: PostgreSQL, emulators, the daemon, a scripted walk"
 	@echo "make run     start a throwaway PostgreSQL and telepayd on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test    run the test suite (starts its own PostgreSQL)"
 	@echo "make bench   run the benchmarks in bench/ (prints ratios)"
@@ -15,6 +16,9 @@ deps:
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
+
+demo: deps
+	$(PYTHON) -m tools.demo
 
 run: deps
 	$(PYTHON) -m tools.run_local
