@@ -193,15 +193,13 @@ async def subscriptions_command(config: Config, args: argparse.Namespace) -> lis
 
 
 async def set_webhook_command(config: Config) -> list[str]:
-    from .bot import ALLOWED_UPDATES, build_application
+    from .bot import ALLOWED_UPDATES, build_application, register_webhook
 
     if config.telegram.mode != "webhook":
         raise UsageError("[telegram] mode is \"polling\": there is no webhook to set")
     application = build_application(config.telegram)
     async with application:
-        await application.bot.set_webhook(
-            config.telegram.webhook_url, secret_token=config.telegram.webhook_secrets[0], allowed_updates=ALLOWED_UPDATES,
-        )
+        await register_webhook(application.bot, config.telegram)
     return [f"webhook set to {config.telegram.webhook_url} (allowed updates: {', '.join(ALLOWED_UPDATES)})"]
 
 

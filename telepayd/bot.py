@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
@@ -30,6 +30,11 @@ def build_application(config: TelegramConfig) -> Application:
     if config.mode == "webhook":
         builder = builder.updater(None)
     return builder.build()
+
+
+async def register_webhook(bot: Bot, config: TelegramConfig) -> None:
+    """``setWebhook`` with the URL, the first secret token and the update types the bot handles."""
+    await bot.set_webhook(config.webhook_url, secret_token=config.webhook_secrets[0], allowed_updates=ALLOWED_UPDATES)
 
 
 class TelegramBot:

@@ -15,10 +15,12 @@ import os
 import signal
 
 from aiohttp import web
+from telegram.error import TelegramError
 
 from . import __version__, logs
 from .app import create_app
 from .app_keys import bot_key, database_key
+from .bot import register_webhook
 from .config import Config, load
 from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, ConfigError, SchemaTooNew
 from .runtime import Runtime
@@ -62,7 +64,10 @@ async def _reload_on_signal(runtime: Runtime, app: web.Application, event: async
             logger.error("reload failed; the previous configuration stays in force")
         else:
             restart = runtime.config.restart_needed_for(new)
+            token_changed = runtime.config.telegram.webhook_secrets[:1] != new.telegram.webhook_secrets[:1]
             runtime.swap(new)
+            if token_changed and new.telegram.mode == "webhook":
+                await _register_webhook(app, new)
             logs.set_level(new.logging.level)
             runtime.metrics.reloads += 1
             runtime.last_reload_error = ""
@@ -72,6 +77,20 @@ async def _reload_on_signal(runtime: Runtime, app: web.Application, event: async
             else:
                 logger.info("reloaded %s", path)
         notifier.ready(status_line(runtime, app))
+
+
+async def _register_webhook(app: web.Application, config: Config) -> None:
+    """A new first Telegram secret token: tell Telegram (the old one stays accepted while it is in the file)."""
+    bot = app[bot_key]
+    if not bot.ready:
+        logger.warning("the Telegram secret token changed but the bot is not ready; run 'telepayd set-webhook' later")
+        return
+    try:
+        await register_webhook(bot.application.bot, config.telegram)
+    except TelegramError as exc:
+        logger.error("setWebhook with the new secret token failed: %s; run 'telepayd set-webhook'", exc)
+    else:
+        logger.info("setWebhook called with the new first secret token")
 
 
 async def _watchdog(notifier: Notifier, interval: float) -> None:

@@ -134,3 +134,20 @@ def test_psycopg_is_only_used_in_the_store():
         if "store" not in path.parts and (".execute(" in path.read_text() or "SELECT " in path.read_text())
     ]
     assert offenders == []
+
+
+def test_a_new_first_telegram_secret_token_calls_setwebhook_on_reload(config_files, start_daemon, emulator):
+    import signal
+
+    daemon = start_daemon(config_files)
+    config_files.secret_file("telegram-webhook-secret").write_text("tg-secret-token-2\ntg-secret-token-1\n")
+    mark = len(daemon.notify.messages)
+    daemon.send(signal.SIGHUP)
+    daemon.notify.wait_for("READY=1", start=mark)
+    (call,) = emulator.wait_calls("setWebhook")
+    assert call["params"]["secret_token"] == "tg-secret-token-2"
+    from tests.harness import TelegramUser
+
+    # During the overlap both tokens are accepted.
+    assert TelegramUser(daemon, 1, secret="tg-secret-token-1").send("/help") == 200
+    assert TelegramUser(daemon, 1, secret="tg-secret-token-2").send("/help") == 200
