@@ -8,7 +8,7 @@ help:
 	@echo "make test    run the test suite (starts its own PostgreSQL)"
 	@echo "make bench   run the benchmarks in bench/ (prints ratios)"
 	@echo "make pyz     build dist/telepayd-<version>.pyz"
-	@echo "make deb     build dist/telepayd_<version>_all.deb (needs debhelper)"
+	@echo "make deb     build dist/telepayd_<version>_<arch>.deb (needs debhelper)"
 	@echo "make install install telepayd and the test tools with pip"
 
 deps:

@@ -1,9 +1,11 @@
 """``make bench``: every benchmark, one after the other."""
 
-from bench import http, outbox, rate_limiter
+from bench import http, outbox, packaged, rate_limiter
 
 rate_limiter.main()
 print()
 http.main()
 print()
 outbox.main()
+print()
+packaged.main()

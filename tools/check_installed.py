@@ -57,7 +57,7 @@ def main() -> int:
             status, answer = http_post(f"http://127.0.0.1:{files.port}/webhooks/notification", body, headers)
             assert status == 202, answer
             step("signed notification accepted (202)")
-            pid = int(subprocess.run(["pgrep", "-u", "telepayd", "-f", "telepayd.pyz run"], capture_output=True, text=True).stdout.split()[0])
+            pid = int(subprocess.run(["pgrep", "-u", "telepayd", "-f", "/usr/lib/telepayd run"], capture_output=True, text=True).stdout.split()[0])
             mark = len(notify.messages)
             os.kill(pid, signal.SIGHUP)
             notify.wait_for("RELOADING=1", 15, start=mark)
