@@ -176,14 +176,11 @@ def cmd_operator(args: argparse.Namespace) -> int:
     }[args.command]
     try:
         lines = asyncio.run(run())
-    except admin.UsageError as exc:
+    except (admin.UsageError, SchemaTooNew) as exc:
         print(f"telepayd {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except StoreUnavailable as exc:
         print(f"telepayd {args.command}: database unavailable: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except SchemaTooNew as exc:
-        print(f"telepayd {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except TelegramError as exc:
         print(f"telepayd {args.command}: Telegram refused: {exc}", file=sys.stderr)
