@@ -48,7 +48,10 @@ def main() -> int:
         # Under the kernel's memory-deny-write-execute (what the unit's MemoryDenyWriteExecute=yes asks
         # for), inherited by the daemon: psycopg's ctypes libpq and the compiled modules must cope.
         command = ["runuser", "-u", "telepayd", "--", "env", f"NOTIFY_SOCKET={notify.path}", "/usr/bin/telepayd", "run", "-c", str(files.path)]
-        mdwe = "import ctypes, os, sys; ok = ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) == 0; os.execvp(sys.argv[1], sys.argv[1:])"
+        mdwe = ("import ctypes, os, sys\n"
+                "if ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0:\n"
+                "    print('  note: this kernel has no PR_SET_MDWE; running without it', file=sys.stderr)\n"
+                "os.execvp(sys.argv[1], sys.argv[1:])")
         daemon = subprocess.Popen(["/usr/bin/python3", "-c", mdwe, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             notify.wait_for("READY=1", 30)
