@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from telepayd.security.webhook_signature import sign
+from tests.harness import Emulator
 from tools.local_config import ConfigFiles
 from tools.local_postgres import LocalPostgres, free_port
 
@@ -181,8 +182,9 @@ def main() -> None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     workdir = Path(tempfile.mkdtemp(prefix="telepayd-bench-"))
     cluster = LocalPostgres().start()
+    emulator = Emulator()  # the daemon talks to the Bot API emulator: nothing leaves the machine
     try:
-        files = ConfigFiles(workdir, cluster.dsn(), settings={
+        files = ConfigFiles(workdir, cluster.dsn(), api_base=emulator.base_url, settings={
             # Limits far above what a load generator on this machine reaches: measure the work, not 429s.
             "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
             "database": {"min_size": 2, "max_size": 4},
@@ -195,6 +197,7 @@ def main() -> None:
         print()
         startup_and_memory(files)
     finally:
+        emulator.stop()
         cluster.remove()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,4 +1,5 @@
-"""``make run``: telepayd on this machine alone — a throwaway PostgreSQL, a generated config, the real daemon.
+"""``make run``: telepayd on this machine alone — a throwaway PostgreSQL, the Telegram and NowPayments
+emulators (nothing leaves the machine), a generated config, the real daemon.
 
 From a terminal it leaves the daemon running (with a ready-to-paste signed curl command) until Ctrl-C.
 Without one it sends a signed notification, checks that it was stored, and exits 0 only if it was.
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from telepayd.security.webhook_signature import sign
+from tests.harness import Emulator
 from tools.local_config import ConfigFiles
 from tools.local_postgres import LocalPostgres
 
@@ -67,9 +69,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="telepayd-run-"))
-    say("starting a throwaway PostgreSQL")
+    say("starting a throwaway PostgreSQL and the Telegram / NowPayments emulators")
     cluster = LocalPostgres().start()
-    files = ConfigFiles(workdir, cluster.dsn(), port=PORT)
+    emulator = Emulator()
+    files = ConfigFiles(workdir, cluster.dsn(), port=PORT, api_base=emulator.base_url)
     files.write()
     say(f"config and secret files in {workdir}")
     daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)])
@@ -105,6 +108,7 @@ def main() -> int:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(20)
         say(f"telepayd stopped with exit code {daemon.returncode}")
+        emulator.stop()
         cluster.remove()
 
 
