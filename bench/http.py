@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 from telepayd.security.webhook_signature import sign
-from tests.harness import Emulator
 from tools.local_config import ConfigFiles
-from tools.local_postgres import LocalPostgres, free_port
+from tools.local_postgres import free_port
+from tools.local_stack import local_stack
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 CONNECTIONS = 64
@@ -180,26 +180,20 @@ def startup_and_memory(files: ConfigFiles) -> None:
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
-    workdir = Path(tempfile.mkdtemp(prefix="telepayd-bench-"))
-    cluster = LocalPostgres().start()
-    emulator = Emulator()  # the daemon talks to the Bot API emulator: nothing leaves the machine
-    try:
-        files = ConfigFiles(workdir, cluster.dsn(), api_base=emulator.base_url, settings={
+    # The daemon talks to the Bot API emulator: nothing leaves the machine.
+    with local_stack("telepayd-bench-") as stack:
+        files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url, settings={
             # Limits far above what a load generator on this machine reaches: measure the work, not 429s.
             "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
             "database": {"min_size": 2, "max_size": 4},
             "logging": {"level": "warning"},
         })
         files.write()
-        chain_overhead(files, workdir)
+        chain_overhead(files, stack.workdir)
         print()
-        ingest(files, workdir)
+        ingest(files, stack.workdir)
         print()
         startup_and_memory(files)
-    finally:
-        emulator.stop()
-        cluster.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,18 +3,15 @@ must sit within 10% under the configured one)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 
 from tests.harness import Emulator
 from tools.local_config import ConfigFiles
-from tools.local_postgres import LocalPostgres
+from tools.local_stack import local_stack
 
 UNLIMITED = 3000
 LIMITED = 300
@@ -50,24 +47,18 @@ def _deliver(files: ConfigFiles, emulator: Emulator, count: int, limits: dict[st
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="telepayd-bench-outbox-"))
-    cluster = LocalPostgres().start()
-    emulator = Emulator()
-    try:
-        files = ConfigFiles(workdir, cluster.dsn(), api_base=emulator.base_url)
+    with local_stack("telepayd-bench-outbox-") as stack:
+        files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url)
         files.write()
         subprocess.run([sys.executable, "-m", "telepayd", "migrate", "-c", str(files.path)], check=True, capture_output=True)
-        unlimited = _deliver(files, emulator, UNLIMITED, {"messages_per_second": 0, "per_chat_per_second": 0, "per_group_per_minute": 0})
-        limited = _deliver(files, emulator, LIMITED, {"messages_per_second": RATE})
-        ratio = limited / RATE
-        print("outbox delivery to the Bot API emulator (one daemon, distinct chats):")
-        print(f"  limits off        {unlimited:8.0f} messages/s ({UNLIMITED} messages)")
-        print(f"  limits on         {limited:8.1f} messages/s with messages_per_second = {RATE:g} ({LIMITED} messages)")
-        print(f"  measured/limit    {ratio:8.2f} (target: within 10% under, 0.90-1.00)")
-    finally:
-        emulator.stop()
-        cluster.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
+        off = {"messages_per_second": 0, "per_chat_per_second": 0, "per_group_per_minute": 0}
+        unlimited = _deliver(files, stack.emulator, UNLIMITED, off)
+        limited = _deliver(files, stack.emulator, LIMITED, {"messages_per_second": RATE})
+    ratio = limited / RATE
+    print("outbox delivery to the Bot API emulator (one daemon, distinct chats):")
+    print(f"  limits off        {unlimited:8.0f} messages/s ({UNLIMITED} messages)")
+    print(f"  limits on         {limited:8.1f} messages/s with messages_per_second = {RATE:g} ({LIMITED} messages)")
+    print(f"  measured/limit    {ratio:8.2f} (target: within 10% under, 0.90-1.00)")
 
 
 if __name__ == "__main__":
