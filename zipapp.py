@@ -19,7 +19,6 @@ cache, nothing to unpack at start.
 from __future__ import annotations
 
 import argparse
-import compileall
 import hashlib
 import importlib
 import importlib.metadata

@@ -113,7 +113,7 @@ def chain_overhead(files: ConfigFiles, workdir: Path) -> float:
     print("security chain on a no-op POST route, wrk -t1 -c64 (interleaved runs, averaged):")
     print(f"  plain aiohttp                        {plain:8.0f} req/s")
     print(f"  + request id, headers, JSON errors   {answers:8.0f} req/s  ratio {answers / plain:.2f}")
-    print(f"  + allowlist, rate limit, body, type, Standard Webhooks signature")
+    print("  + allowlist, rate limit, body, type, Standard Webhooks signature")
     print(f"                                       {secured:8.0f} req/s  ratio {ratio:.2f} (target >= 0.85)")
     return ratio
 

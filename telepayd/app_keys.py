@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
+from .bot import TelegramBot
+from .database import Database
+from .ingest import GroupCommitter
+from .nowpayments import NowPaymentsClient
+from .outbox import OutboxWorker
+from .runtime import Runtime
 from .security.client_address import IPAddress
+from .sweeper import Sweeper
 
-if TYPE_CHECKING:
-    from .bot import TelegramBot
-    from .database import Database
-    from .ingest import GroupCommitter
-    from .nowpayments import NowPaymentsClient
-    from .outbox import OutboxWorker
-    from .runtime import Runtime
-    from .sweeper import Sweeper
-
-runtime_key = web.AppKey("runtime", "Runtime")
-database_key = web.AppKey("database", "Database")
-committer_key = web.AppKey("committer", "GroupCommitter")
-bot_key = web.AppKey("bot", "TelegramBot")
-outbox_key = web.AppKey("outbox", "OutboxWorker")
-nowpayments_key = web.AppKey("nowpayments", "NowPaymentsClient")
-sweeper_key = web.AppKey("sweeper", "Sweeper")
+runtime_key = web.AppKey("runtime", Runtime)
+database_key = web.AppKey("database", Database)
+committer_key = web.AppKey("committer", GroupCommitter)
+bot_key = web.AppKey("bot", TelegramBot)
+outbox_key = web.AppKey("outbox", OutboxWorker)
+nowpayments_key = web.AppKey("nowpayments", NowPaymentsClient)
+sweeper_key = web.AppKey("sweeper", Sweeper)
 
 client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
 body_key = web.RequestKey("body", bytes)

@@ -75,7 +75,6 @@ class Runtime:
     def __init__(self, config: Config) -> None:
         self._state = (config, Guards.build(config))
         self.metrics = Metrics()
-        self.database_status = "starting"
         self.restart_pending: list[str] = []
         self.last_reload_error = ""
         self.stop_requested = asyncio.Event()

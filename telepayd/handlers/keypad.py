@@ -7,7 +7,6 @@ from decimal import Decimal, InvalidOperation
 MAX_INTEGER_DIGITS = 4
 MAX_DECIMALS = 2
 
-DIGITS = tuple(str(d) for d in range(10))
 POINT, BACKSPACE, CLEAR, CONFIRM, CANCEL = 10, 11, 12, 13, 14
 KEY_LABELS = {POINT: ".", BACKSPACE: "⌫", CLEAR: "C", CONFIRM: "✅", CANCEL: "✖"}
 

@@ -106,12 +106,3 @@ async def depth(conn: AsyncConnection) -> int:
     cursor = await conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'")
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
-
-
-async def for_chat(conn: AsyncConnection, chat_id: int) -> list[OutboxMessage]:
-    cursor = conn.cursor(row_factory=class_row(OutboxMessage))
-    await cursor.execute(
-        "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox WHERE chat_id = %s ORDER BY id",
-        [chat_id],
-    )
-    return await cursor.fetchall()

@@ -88,12 +88,6 @@ async def insert_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[
     return accepted
 
 
-async def count_notifications(conn: AsyncConnection) -> int:
-    cursor = await conn.execute("SELECT count(*) FROM notifications")
-    row = await cursor.fetchone()
-    return int(row[0]) if row else 0
-
-
 async def purge_ids(conn: AsyncConnection, older_than_days: int) -> int:
     """Forget webhook-ids past the replay window (the notifications themselves are kept)."""
     cursor = await conn.execute(
