@@ -140,3 +140,15 @@ def test_malformed_requests_never_get_a_500(config_files, start_daemon):
     assert "Traceback" not in daemon.log()
     # The generators reached every layer: routing, signatures, JSON, schema and storage.
     assert {200, 202, 400, 401, 404, 405, 422}.issubset(seen), seen
+
+
+def test_huge_headers_and_broken_framing_get_a_400_not_a_500(config_files, start_daemon):
+    start_daemon(config_files)
+    huge = b"POST /webhooks/notification HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: " + b"1" * 20000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    many = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(500)) + b"\r\n"
+    broken = b"POST /webhooks/notification HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+    for raw in (huge, many, broken):
+        answer = exchange(config_files.port, raw)
+        status = int(answer.split(b"\r\n", 1)[0].split()[1])
+        assert 400 <= status < 500, answer[:200]
+        assert b"Traceback" not in answer
