@@ -299,6 +299,11 @@ class OutboxWorker:
     async def _remove_member(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
         """unbanChatMember without only_if_banned removes a member without banning them; then tell them."""
         payload = dict(message.payload)
+        async with self._pool.connection() as conn:
+            renewed = await subscriptions.is_active(conn, message.chat_id, int(payload["channel_key"]))
+        if renewed:  # they paid again while this waited in the outbox: keep them
+            logger.info("outbox %d: user %s renewed before the removal went out; not removed", message.id, message.chat_id)
+            return
         if not payload.get("removed"):
             await bot.unban_chat_member(payload["closed_chat_id"], message.chat_id)
             payload["removed"] = True

@@ -286,3 +286,14 @@ def test_a_deleted_channel_post_is_posted_again(config_files, start_daemon, emul
     assert len(edits) == 1 and edits[0]["status"] == 400  # "message to edit not found": a new post instead
     assert db(config_files, "SELECT count(*) FROM outbox WHERE status = 'failed'") == [(0,)]
     assert int(emulator.calls("sendMessage")[-1]["params"]["chat_id"]) == open_ids[0]
+
+
+def test_a_removal_waiting_in_the_outbox_spares_a_user_who_renewed(config_files, start_daemon, emulator):
+    key = add_channel(config_files, "9.99:30")
+    with psycopg.connect(config_files.dsn) as conn:
+        conn.execute("INSERT INTO subscriptions (user_id, channel_id, ends_at, removed_at) VALUES (9, %s, now() + interval '30 days', now())", [key])
+        conn.execute("INSERT INTO outbox (kind, chat_id, payload) VALUES ('remove_member', 9, %s)",
+                     [json.dumps({"closed_chat_id": -1002222222222, "title": "T", "channel_key": key})])
+    start_daemon(config_files)
+    assert wait_for(lambda: db(config_files, "SELECT status FROM outbox") == [("sent",)], 15)
+    assert emulator.calls("unbanChatMember") == []

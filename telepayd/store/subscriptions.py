@@ -107,3 +107,10 @@ async def join_links_for_order(conn: AsyncConnection, order_id: str) -> list[Joi
         [order_id],
     )
     return await cursor.fetchall()
+
+
+async def is_active(conn: AsyncConnection, user_id: int, channel_id: int) -> bool:
+    cursor = await conn.execute(
+        "SELECT 1 FROM subscriptions WHERE user_id = %s AND channel_id = %s AND ends_at > now()", [user_id, channel_id]
+    )
+    return await cursor.fetchone() is not None
