@@ -162,9 +162,12 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 def _rejected(request: web.Request, exc: ApiError, metrics: Metrics) -> web.Response:
     metrics.rejections[exc.error] += 1
-    level = logging.WARNING if exc.status in (401, 403) else logging.INFO
-    logger.log(level, "%s %s -> %d %s (client %s)", request.method, request.path, exc.status, exc.error,
-               request.get(client_key, request.remote))
+    left_out = metrics.rejection_log.take(exc.error)
+    if left_out is not None:
+        level = logging.WARNING if exc.status in (401, 403) else logging.INFO
+        more = f"; {left_out} more like it not logged (see /status)" if left_out else ""
+        logger.log(level, "%s %s -> %d %s (client %s)%s", request.method, request.path, exc.status, exc.error,
+                   request.get(client_key, request.remote), more)
     return exc.response()
 
 

@@ -55,6 +55,22 @@ def _limiter(limits: RateLimitConfig, previous: RateLimiter | None) -> RateLimit
     return RateLimiter(limits.per_minute, limits.burst, max_clients=limits.max_clients)
 
 
+class LogBudget:
+    """Rejection log lines per reason: a burst, then a steady rate, so a flood of bad requests cannot flood
+    the journal; what was left out is counted and said on the next line that is written."""
+
+    def __init__(self, *, per_minute: int = 60, burst: int = 20) -> None:
+        self._limiter = RateLimiter(per_minute, burst, max_clients=256)
+        self._left_out: Counter[str] = Counter()
+
+    def take(self, reason: str) -> int | None:
+        """None: leave this line out; else how many lines of this reason were left out before it."""
+        if self._limiter.acquire(reason):
+            self._left_out[reason] += 1
+            return None
+        return self._left_out.pop(reason, 0)
+
+
 class Metrics:
     """In-memory counters for ``GET /status`` (per daemon, reset on restart)."""
 
@@ -62,6 +78,7 @@ class Metrics:
         self.started = time.monotonic()
         self.requests: Counter[tuple[str, int]] = Counter()
         self.rejections: Counter[str] = Counter()
+        self.rejection_log = LogBudget()
         self.reloads = 0
         self.failed_reloads = 0
 

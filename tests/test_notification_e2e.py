@@ -228,3 +228,22 @@ async def test_concurrent_requests_share_commits_and_each_is_stored_once(config_
     assert _count(config_files.dsn) == 150
     assert status["ingest"]["messages"] == 300
     assert status["ingest"]["batches"] < 300  # some requests shared a transaction
+
+
+async def test_a_flood_of_forged_requests_does_not_flood_the_log(config_files, start_daemon):
+    import asyncio
+
+    daemon = start_daemon(config_files)
+    body = json.dumps(NOTIFICATION).encode()
+    headers = {**sign("whsec_" + "A" * 32, body).as_dict(), "content-type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+
+        async def forged() -> int:
+            async with session.post(daemon.base_url + "/webhooks/notification", data=body, headers=headers) as r:
+                return r.status
+
+        assert set(await asyncio.gather(*(forged() for _ in range(300)))) == {401}
+        async with session.get(daemon.base_url + "/status") as response:
+            assert (await response.json())["rejections"]["no_matching_signature"] == 300
+    lines = [line for line in daemon.log().splitlines() if "no_matching_signature" in line]
+    assert 15 <= len(lines) <= 25  # the burst, then about one a second
