@@ -257,21 +257,10 @@ class Handlers:
                         channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
                     )
                     logger.info("order %s created: user %s, channel %s, %s for %s days", order.order_id, user.id, channel.id, tier.price, tier.days)
-        url = order.invoice_url
+        url = order.invoice_url or await self._invoice_url(update, order, f"{channel.title}, {texts.day_count(tier.days)}")
         if url is None:
-            try:
-                invoice = await self.deps.nowpayments.create_invoice(
-                    order_id=order.order_id, price=order.price, currency=order.currency,
-                    description=f"{channel.title}, {texts.day_count(tier.days)}",
-                    success_url=f"https://t.me/{update.get_bot().username}",
-                )
-            except PaymentProviderError as exc:
-                logger.warning("invoice for order %s failed: %s", order.order_id, exc)
-                await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel), edit=True)
-                return
-            async with self._pool.connection() as conn:
-                await orders.set_invoice(conn, order.order_id, invoice.id, invoice.url)
-            url = invoice.url
+            await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel), edit=True)
+            return
         await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
 
     async def _open_keypad(self, update: Update, channel_key: int) -> None:
@@ -344,18 +333,26 @@ class Handlers:
             await self._invoice_donation(update, order, channel)
 
     async def _invoice_donation(self, update: Update, order: orders.Order, channel: channels.Channel) -> None:
+        url = await self._invoice_url(update, order, f"Donation to {channel.title}")
+        if url is None:
+            await self._show(update, texts.INVOICE_FAILED, None, edit=True)
+            return
+        await self._show(update, texts.donation_invoice(channel.title, order.price), keyboards.pay(url, order.price), edit=True)
+
+    async def _invoice_url(self, update: Update, order: orders.Order, description: str) -> str | None:
+        """Create the NowPayments invoice for ``order`` and store it; None when the provider failed
+        (the order is kept, so pressing again reuses it)."""
         try:
             invoice = await self.deps.nowpayments.create_invoice(
                 order_id=order.order_id, price=order.price, currency=order.currency,
-                description=f"Donation to {channel.title}", success_url=f"https://t.me/{update.get_bot().username}",
+                description=description, success_url=f"https://t.me/{update.get_bot().username}",
             )
         except PaymentProviderError as exc:
             logger.warning("invoice for order %s failed: %s", order.order_id, exc)
-            await self._show(update, texts.INVOICE_FAILED, None, edit=True)
-            return
+            return None
         async with self._pool.connection() as conn:
             await orders.set_invoice(conn, order.order_id, invoice.id, invoice.url)
-        await self._show(update, texts.donation_invoice(channel.title, order.price), keyboards.pay(invoice.url, order.price), edit=True)
+        return invoice.url
 
     async def _new_link(self, update: Update, channel_key: int) -> None:
         """A fresh personal join link for an active subscription, at most once per 10 minutes."""
@@ -373,10 +370,10 @@ class Handlers:
                     text = texts.LINK_TOO_SOON.format(minutes=max(1, int(wait.total_seconds() // 60) + 1))
                 else:
                     await subscriptions.touch_link(conn, user.id, channel_key)
-                    await outbox_store.enqueue(conn, "join_link", user.id, {
-                        "order_id": None, "closed_chat_id": sub.closed_channel_id, "title": sub.title,
-                        "hours": self.deps.runtime.config.subscriptions.invite_link_hours, "fresh": True,
-                    })
+                    await outbox_store.enqueue_join_link(
+                        conn, user.id, closed_chat_id=sub.closed_channel_id, title=sub.title,
+                        hours=self.deps.runtime.config.subscriptions.invite_link_hours,
+                    )
                     text = texts.LINK_QUEUED
         self.deps.wake_outbox()
         await self._reply(update, text)
