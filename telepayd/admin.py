@@ -179,10 +179,10 @@ async def subscriptions_command(config: Config, args: argparse.Namespace) -> lis
                     raise UsageError("grant needs --days N (1 or more)")
                 ends_at = await subscriptions.extend(conn, user_id=args.user, channel_id=channel.id, days=args.days)
                 await subscriptions.touch_link(conn, args.user, channel.id)
-                await outbox_store.enqueue(conn, "join_link", args.user, {
-                    "order_id": None, "closed_chat_id": channel.closed_channel_id, "title": channel.title,
-                    "hours": config.subscriptions.invite_link_hours, "fresh": True,
-                })
+                await outbox_store.enqueue_join_link(
+                    conn, args.user, closed_chat_id=channel.closed_channel_id, title=channel.title,
+                    hours=config.subscriptions.invite_link_hours,
+                )
                 await anomalies.record_operator_action(conn, "subscription_grant", f"{args.days} days, now until {ends_at}", user_id=args.user, channel_id=channel.id)
                 return [f"user {args.user} in channel {channel.id} until {ends_at:%Y-%m-%d %H:%M %Z}; a join link is queued"]
             ended = await subscriptions.shorten_to_now(conn, user_id=args.user, channel_id=channel.id)

@@ -164,13 +164,10 @@ async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.C
     if order.kind == "subscription" and order.days:
         ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days)
         await subscriptions.touch_link(conn, order.user_id, channel.id)
-        await outbox_store.enqueue(conn, "join_link", order.user_id, {
-            "order_id": order.order_id,
-            "closed_chat_id": channel.closed_channel_id,
-            "title": channel.title,
-            "hours": config.subscriptions.invite_link_hours,
-            "ends_at": ends_at.isoformat(),
-        })
+        await outbox_store.enqueue_join_link(
+            conn, order.user_id, closed_chat_id=channel.closed_channel_id, title=channel.title,
+            hours=config.subscriptions.invite_link_hours, order_id=order.order_id, ends_at=ends_at,
+        )
         logger.info("order %s paid: user %s subscribed to channel %s until %s", order.order_id, order.user_id, channel.id, ends_at)
     else:
         logger.info("order %s paid: donation of %s to channel %s", order.order_id, order.price, channel.id)

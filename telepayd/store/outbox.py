@@ -32,6 +32,19 @@ async def enqueue(conn: AsyncConnection, kind: str, chat_id: int, payload: dict[
     return int(row[0])
 
 
+async def enqueue_join_link(
+    conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, hours: int,
+    order_id: str | None = None, ends_at: datetime | None = None,
+) -> int:
+    """A personal join link for ``user_id``: after a payment (``order_id``, ``ends_at``), or a fresh one."""
+    payload: dict[str, Any] = {"order_id": order_id, "closed_chat_id": closed_chat_id, "title": title, "hours": hours}
+    if ends_at is None:
+        payload["fresh"] = True
+    else:
+        payload["ends_at"] = ends_at.isoformat()
+    return await enqueue(conn, "join_link", user_id, payload)
+
+
 async def due(conn: AsyncConnection, limit: int, *, skip_chats: list[int] | None = None) -> list[OutboxMessage]:
     """Pending messages whose time has come, oldest first, leaving out chats that must wait."""
     cursor = conn.cursor(row_factory=class_row(OutboxMessage))
