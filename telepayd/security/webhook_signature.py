@@ -87,9 +87,10 @@ class WebhookVerifier:
         if age < -self.tolerance_seconds:
             raise SignatureError("timestamp_in_future", "webhook-timestamp is outside the accepted tolerance.")
         offered = self._parse_signatures(signature_header)
+        content = webhook_signer.signed_content(message_id, timestamp, body)
         matched = False
         for key in self._keys:
-            expected = webhook_signer.signature(key, message_id, timestamp, body)
+            expected = webhook_signer.signature(key, content)
             for candidate in offered:
                 matched |= hmac.compare_digest(expected, candidate)
         if not matched:

@@ -54,10 +54,14 @@ def is_valid_id(message_id: str) -> bool:
     )
 
 
-def signature(key: bytes, message_id: str, timestamp: str, body: bytes) -> bytes:
-    """The raw HMAC-SHA256 of ``message_id.timestamp.body``."""
-    signed = b"%s.%s.%s" % (message_id.encode("ascii"), timestamp.encode("ascii"), body)
-    return hmac.digest(key, signed, "sha256")
+def signed_content(message_id: str, timestamp: str, body: bytes) -> bytes:
+    """The bytes a signature covers: ``message_id.timestamp.body``."""
+    return b"%s.%s.%s" % (message_id.encode("ascii"), timestamp.encode("ascii"), body)
+
+
+def signature(key: bytes, content: bytes) -> bytes:
+    """The raw HMAC-SHA256 of ``content`` (see ``signed_content``)."""
+    return hmac.digest(key, content, "sha256")
 
 
 def sign(secret: str, body: bytes, *, message_id: str | None = None, timestamp: int | None = None) -> dict[str, str]:
@@ -66,7 +70,7 @@ def sign(secret: str, body: bytes, *, message_id: str | None = None, timestamp: 
     if not is_valid_id(message_id):
         raise ValueError("a webhook-id is 1-255 printable ASCII characters without spaces")
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    digest = signature(decode_secret(secret), message_id, stamp, body)
+    digest = signature(decode_secret(secret), signed_content(message_id, stamp, body))
     return {
         "webhook-id": message_id,
         "webhook-timestamp": stamp,
