@@ -11,6 +11,7 @@ from telepayd.app_keys import runtime_key
 from telepayd.config import load
 from telepayd.guard import Caller, add_routes
 from telepayd.runtime import Runtime
+from telepayd.security.webhook_signature import WebhookVerifier
 
 
 async def noop(request: web.Request) -> web.Response:
@@ -25,6 +26,17 @@ def build(mode: str, config_path: Path) -> web.Application:
         app.router.add_post("/noop", noop)
         return app
     config = load(config_path)
+    if mode == "signature-only":
+        # The floor: the plain route plus nothing but the Standard Webhooks check, which no chain can skip.
+        verifier = WebhookVerifier.from_secrets(config.webhooks.secrets)
+
+        async def signature_only(request: web.Request) -> web.Response:
+            verifier.verify(request.headers, await request.read())
+            return await noop(request)
+
+        app = web.Application()
+        app.router.add_post("/noop", signature_only)
+        return app
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[runtime_key] = Runtime(config)
     # "answers": request id, security headers, counters and JSON errors only (what every route gets);

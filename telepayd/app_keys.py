@@ -24,4 +24,3 @@ sweeper_key = web.AppKey("sweeper", Sweeper)
 client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
 body_key = web.RequestKey("body", bytes)
 webhook_id_key = web.RequestKey("webhook_id", str)
-request_id_key = web.RequestKey("request_id", str)

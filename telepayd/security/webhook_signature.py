@@ -9,6 +9,7 @@ can be rotated with an overlap.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping, Sequence
@@ -48,11 +49,39 @@ def sign(
     return SignedHeaders(headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"])
 
 
+class _HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, with the keyed inner and outer states computed once.
+
+    ``hmac.digest()`` sets up the key on every call; copying the two prepared states costs about 0.4 of
+    that, and the verifier runs on every webhook request. Checked against ``hmac`` in the tests.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # SHA-256's block size: longer keys are hashed first, as RFC 2104 says
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_XOR_36))
+        self._outer = hashlib.sha256(key.translate(_XOR_5C))
+
+    def digest(self, content: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(content)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_XOR_36 = bytes(b ^ 0x36 for b in range(256))
+_XOR_5C = bytes(b ^ 0x5C for b in range(256))
+
+
 class WebhookVerifier:
     """Verifies Standard Webhooks signatures against every accepted key."""
 
     def __init__(self, keys: Sequence[bytes], *, tolerance_seconds: float = 300.0) -> None:
-        self._keys = tuple(keys)
+        self._macs = tuple(_HmacSha256(key) for key in keys)
         self.tolerance_seconds = tolerance_seconds
 
     @classmethod
@@ -86,26 +115,25 @@ class WebhookVerifier:
             raise SignatureError("timestamp_too_old", "webhook-timestamp is outside the accepted tolerance.")
         if age < -self.tolerance_seconds:
             raise SignatureError("timestamp_in_future", "webhook-timestamp is outside the accepted tolerance.")
-        offered = self._parse_signatures(signature_header)
         content = webhook_signer.signed_content(message_id, timestamp, body)
-        matched = False
-        for key in self._keys:
-            expected = webhook_signer.signature(key, content)
-            for candidate in offered:
-                matched |= hmac.compare_digest(expected, candidate)
-        if not matched:
-            raise SignatureError("no_matching_signature", "No signature matches an accepted secret.")
-        return message_id
-
-    @staticmethod
-    def _parse_signatures(header: str) -> list[bytes]:
-        """Return the decoded ``v1`` signatures; raise when there is none that decodes."""
-        entries = header.split()
+        entries = signature_header.split()
         if len(entries) > _MAX_SIGNATURES:
             raise SignatureError(
                 "malformed_signature", f"webhook-signature carries more than {_MAX_SIGNATURES} signatures."
             )
-        decoded: list[bytes] = []
+        # Compare the encoded forms, as the reference libraries do: no decoding on the way to a match.
+        # compare_digest takes ASCII text only; other entries cannot match and are diagnosed below.
+        for mac in self._macs:
+            expected = "v1," + binascii.b2a_base64(mac.digest(content), newline=False).decode("ascii")
+            for entry in entries:
+                if entry.isascii() and hmac.compare_digest(entry, expected):
+                    return message_id
+        self._diagnose(entries)
+        raise SignatureError("no_matching_signature", "No signature matches an accepted secret.")
+
+    @staticmethod
+    def _diagnose(entries: list[str]) -> None:
+        """After a failed match: raise when no entry is a well-formed ``v1`` signature (the sender's bug)."""
         saw_v1 = False
         for entry in entries:
             version, comma, value = entry.partition(",")
@@ -113,17 +141,12 @@ class WebhookVerifier:
                 continue
             saw_v1 = True
             try:
-                raw = binascii.a2b_base64(value, strict_mode=True)
+                if len(binascii.a2b_base64(value, strict_mode=True)) == _SIGNATURE_BYTES:
+                    return
             except (binascii.Error, ValueError):
                 continue
-            if len(raw) == _SIGNATURE_BYTES:
-                decoded.append(raw)
-        if not decoded:
-            reason = "malformed_signature" if saw_v1 else "no_v1_signature"
-            detail = (
-                "webhook-signature has no v1 signature that is valid base64 of 32 bytes."
-                if saw_v1
-                else "webhook-signature has no 'v1,<base64>' entry."
+        if saw_v1:
+            raise SignatureError(
+                "malformed_signature", "webhook-signature has no v1 signature that is valid base64 of 32 bytes."
             )
-            raise SignatureError(reason, detail)
-        return decoded
+        raise SignatureError("no_v1_signature", "webhook-signature has no 'v1,<base64>' entry.")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hmac
 from datetime import datetime, timezone
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from telepayd.security.errors import SignatureError
-from telepayd.security.webhook_signature import WebhookVerifier, decode_secret, generate_secret, sign
+from telepayd.security.webhook_signature import (
+    WebhookVerifier,
+    _HmacSha256,
+    decode_secret,
+    generate_secret,
+    sign,
+)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NOW = 1_700_000_000
@@ -54,6 +61,30 @@ def test_one_matching_signature_among_several_is_enough():
     other = sign(generate_secret(), BODY, message_id="m", timestamp=NOW)
     headers = good.as_dict()
     headers["webhook-signature"] = f"v1a,abcd {other.webhook_signature} {good.webhook_signature}"
+    assert verifier(SECRET).verify(headers, BODY, now=NOW) == "m"
+
+
+@pytest.mark.parametrize("key_length", [1, 16, 32, 63, 64, 65, 200])
+def test_prepared_hmac_equals_the_standard_library_for_every_key_length(key_length):
+    key = bytes(range(7, 7 + key_length % 249)).ljust(key_length, b"k")
+    mac = _HmacSha256(key)
+    for content in (b"", b"x", BODY, BODY * 50):
+        assert mac.digest(content) == hmac.digest(key, content, "sha256")
+    assert mac.digest(BODY) == mac.digest(BODY)  # the prepared states are copied, never consumed
+
+
+@pytest.mark.parametrize(
+    "signature_header, expected",
+    [("v1,\u00e9t\u00e9", "malformed_signature"), ("v\u00b9,abc", "no_v1_signature"), ("\u00fc", "no_v1_signature")],
+)
+def test_non_ascii_signature_headers_get_a_reason_not_a_type_error(signature_header, expected):
+    headers = {**sign(SECRET, BODY, timestamp=NOW).as_dict(), "webhook-signature": signature_header}
+    assert reason(headers) == expected
+
+
+def test_a_valid_signature_next_to_a_non_ascii_entry_is_still_found():
+    good = sign(SECRET, BODY, message_id="m", timestamp=NOW)
+    headers = {**good.as_dict(), "webhook-signature": f"v1,\u00e9 {good.webhook_signature}"}
     assert verifier(SECRET).verify(headers, BODY, now=NOW) == "m"
 
 
