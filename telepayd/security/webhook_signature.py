@@ -124,7 +124,7 @@ class WebhookVerifier:
         # Compare the encoded forms, as the reference libraries do: no decoding on the way to a match.
         # compare_digest takes ASCII text only; other entries cannot match and are diagnosed below.
         for mac in self._macs:
-            expected = "v1," + binascii.b2a_base64(mac.digest(content), newline=False).decode("ascii")
+            expected = webhook_signer.signature_entry(mac.digest(content))
             for entry in entries:
                 if entry.isascii() and hmac.compare_digest(entry, expected):
                     return message_id

@@ -64,6 +64,11 @@ def signature(key: bytes, content: bytes) -> bytes:
     return hmac.digest(key, content, "sha256")
 
 
+def signature_entry(digest: bytes) -> str:
+    """The ``v1,<base64>`` entry of the webhook-signature header for one raw signature."""
+    return "v1," + binascii.b2a_base64(digest, newline=False).decode("ascii")
+
+
 def sign(secret: str, body: bytes, *, message_id: str | None = None, timestamp: int | None = None) -> dict[str, str]:
     """Sign ``body`` with one ``whsec_`` secret; return the three headers to send with it."""
     message_id = message_id or generate_message_id()
@@ -74,5 +79,5 @@ def sign(secret: str, body: bytes, *, message_id: str | None = None, timestamp: 
     return {
         "webhook-id": message_id,
         "webhook-timestamp": stamp,
-        "webhook-signature": "v1," + base64.b64encode(digest).decode("ascii"),
+        "webhook-signature": signature_entry(digest),
     }
