@@ -23,6 +23,9 @@ class OutboxMessage:
     created_at: datetime
 
 
+_SELECT = "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
+
+
 async def enqueue(conn: AsyncConnection, kind: str, chat_id: int, payload: dict[str, Any]) -> int:
     cursor = await conn.execute(
         "INSERT INTO outbox (kind, chat_id, payload) VALUES (%s, %s, %s) RETURNING id", [kind, chat_id, Jsonb(payload)]
@@ -49,8 +52,7 @@ async def due(conn: AsyncConnection, limit: int, *, skip_chats: list[int] | None
     """Pending messages whose time has come, oldest first, leaving out chats that must wait."""
     cursor = conn.cursor(row_factory=class_row(OutboxMessage))
     await cursor.execute(
-        "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
-        " WHERE status = 'pending' AND next_attempt_at <= now()"
+        _SELECT + " WHERE status = 'pending' AND next_attempt_at <= now()"
         " AND (chat_id IS NULL OR NOT chat_id = ANY(%(skip)s)) ORDER BY id LIMIT %(limit)s",
         {"skip": skip_chats or [], "limit": limit},
     )
@@ -64,8 +66,7 @@ async def resolve_chat(conn: AsyncConnection, message_id: int, chat_id: int) -> 
 async def failed(conn: AsyncConnection, limit: int = 1000) -> list[OutboxMessage]:
     cursor = conn.cursor(row_factory=class_row(OutboxMessage))
     await cursor.execute(
-        "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
-        " WHERE status = 'failed' ORDER BY id LIMIT %s",
+        _SELECT + " WHERE status = 'failed' ORDER BY id LIMIT %s",
         [limit],
     )
     return await cursor.fetchall()

@@ -44,11 +44,12 @@ async def set_event_outcome(conn: AsyncConnection, event_id: int, outcome: str) 
     await conn.execute("UPDATE ipn_events SET outcome = %s WHERE id = %s", [outcome, event_id])
 
 
+_SELECT = "SELECT payment_id, order_id, status, granted_at FROM payments"
+
+
 async def get_for_update(conn: AsyncConnection, payment_id: int) -> Payment | None:
     cursor = conn.cursor(row_factory=class_row(Payment))
-    await cursor.execute(
-        "SELECT payment_id, order_id, status, granted_at FROM payments WHERE payment_id = %s FOR UPDATE", [payment_id]
-    )
+    await cursor.execute(_SELECT + " WHERE payment_id = %s FOR UPDATE", [payment_id])
     return await cursor.fetchone()
 
 
@@ -89,7 +90,7 @@ async def events_for_order(conn: AsyncConnection, order_id: str) -> list[IpnEven
 async def for_order(conn: AsyncConnection, order_id: str) -> list[Payment]:
     cursor = conn.cursor(row_factory=class_row(Payment))
     await cursor.execute(
-        "SELECT payment_id, order_id, status, granted_at FROM payments WHERE order_id = %s ORDER BY payment_id",
+        _SELECT + " WHERE order_id = %s ORDER BY payment_id",
         [order_id],
     )
     return await cursor.fetchall()

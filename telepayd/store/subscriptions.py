@@ -87,10 +87,13 @@ async def add_join_link(
     )
 
 
+_SELECT_JOIN_LINK = "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at FROM join_links"
+
+
 async def get_join_link(conn: AsyncConnection, invite_link: str) -> JoinLink | None:
     cursor = conn.cursor(row_factory=class_row(JoinLink))
     await cursor.execute(
-        "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at FROM join_links WHERE invite_link = %s",
+        _SELECT_JOIN_LINK + " WHERE invite_link = %s",
         [invite_link],
     )
     return await cursor.fetchone()
@@ -103,7 +106,7 @@ async def mark_approved(conn: AsyncConnection, invite_link: str) -> None:
 async def join_links_for_order(conn: AsyncConnection, order_id: str) -> list[JoinLink]:
     cursor = conn.cursor(row_factory=class_row(JoinLink))
     await cursor.execute(
-        "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at FROM join_links WHERE order_id = %s",
+        _SELECT_JOIN_LINK + " WHERE order_id = %s",
         [order_id],
     )
     return await cursor.fetchall()
