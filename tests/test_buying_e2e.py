@@ -18,7 +18,7 @@ from tests.harness import TelegramUser, http_post
 
 OPEN, CLOSED, OWNER = -1001111111111, -1002222222222, 555000111
 ALICE, MALLORY = 6271402111, 6666666666
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "vectors" / "nowpayments-ipn.json").read_text())
+VECTORS = json.loads((Path(__file__).resolve().parent / "vectors" / "nowpayments-ipn.json").read_text())
 
 
 def telepayd(config_files, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from telepayd.security.errors import SignatureError
 from telepayd.security.ipn_signature import signed_texts, verify_ipn
 from telepayd.security.strict_json import JSONBodyError
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "nowpayments-ipn.json").read_text())
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "nowpayments-ipn.json").read_text())
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
