@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from decimal import Decimal, InvalidOperation
 
 from psycopg import AsyncConnection
@@ -10,12 +11,14 @@ from psycopg import AsyncConnection
 from .config import Config
 from .errors import TelepaydError
 from .handlers import texts
+from .numbers import ascii_int
 from .store import anomalies, channels, orders, payments, subscriptions
 from .store import outbox as outbox_store
 from .store import schema, sweeps
 from .store.pool import connect
 
 MAX_TIERS = 3
+_PRICE = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
 
 
 class UsageError(TelepaydError):
@@ -26,21 +29,22 @@ def parse_tier(text: str) -> tuple[Decimal, int]:
     """``PRICE:DAYS`` such as ``9.99:30``."""
     price_text, colon, days_text = text.partition(":")
     try:
-        price = Decimal(price_text)
+        # Decimal() reads any script's digits ("٩.٩٩"); a price is written with 0-9 only.
+        price = Decimal(price_text) if _PRICE.fullmatch(price_text) else Decimal(-1)
     except InvalidOperation:
         price = Decimal(-1)
     if not colon or not price.is_finite() or price <= 0 or price > Decimal("99999.99") or price.as_tuple().exponent < -2:
         raise UsageError(f"--tier {text!r}: expected PRICE:DAYS with a price in USD above 0 and at most two decimals, like 9.99:30")
-    if not days_text.isdigit() or not 1 <= int(days_text) <= 3650:
+    days = ascii_int(days_text)
+    if days is None or not 1 <= days <= 3650:
         raise UsageError(f"--tier {text!r}: DAYS must be a whole number from 1 to 3650")
-    return price, int(days_text)
+    return price, days
 
 
 def parse_chat_id(text: str, option: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected a Telegram chat id, a whole number like -1001234567890") from None
+    value = ascii_int(text, signed=True)
+    if value is None:
+        raise UsageError(f"{option} {text!r}: expected a Telegram chat id, a whole number like -1001234567890")
     if value == 0 or abs(value) >= 10**15:
         raise UsageError(f"{option} {text!r}: not a Telegram chat id")
     return value
@@ -185,11 +189,17 @@ async def subscriptions_command(config: Config, args: argparse.Namespace) -> lis
                 )
                 await anomalies.record_operator_action(conn, "subscription_grant", f"{args.days} days, now until {ends_at}", user_id=args.user, channel_id=channel.id)
                 return [f"user {args.user} in channel {channel.id} until {ends_at:%Y-%m-%d %H:%M %Z}; a join link is queued"]
+            if args.days is not None:
+                raise UsageError("revoke ends the subscription now and takes no --days")
             ended = await subscriptions.shorten_to_now(conn, user_id=args.user, channel_id=channel.id)
             if not ended:
                 raise UsageError(f"user {args.user} has no active subscription to channel {channel.id}")
+            # Removed now rather than at the next sweep; the removal also revokes their open invite links.
+            await outbox_store.enqueue_removal(conn, args.user, closed_chat_id=channel.closed_channel_id,
+                                               title=channel.title, channel_key=channel.id)
+            await sweeps.mark_removed(conn, args.user, channel.id)
             await anomalies.record_operator_action(conn, "subscription_revoke", "ended now", user_id=args.user, channel_id=channel.id)
-            return [f"subscription of user {args.user} to channel {channel.id} ended now"]
+            return [f"subscription of user {args.user} to channel {channel.id} ended now; removal from the channel is queued"]
 
 
 async def set_webhook_command(config: Config) -> list[str]:

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import views
-from .app_keys import bot_key, committer_key, database_key, nowpayments_key, outbox_key, runtime_key, sweeper_key
+from .app_keys import (
+    bot_key, committer_key, database_key, nowpayments_key, outbox_key, runtime_key, supervisor_key, sweeper_key,
+)
 from .bot import TelegramBot
 from .database import Database
 from .handlers.commands import BotDeps
@@ -20,6 +22,7 @@ from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
 from .runtime import Runtime
+from .supervisor import Supervisor
 from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
@@ -55,8 +58,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     except BaseException:
         await database.close()
         raise
-    committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds)
-    committer.start()
+    committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds,
+                               on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
+    committer.start(app[supervisor_key])
     app[database_key] = database
     app[committer_key] = committer
     yield
@@ -75,20 +79,24 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     await nowpayments.start()
     bot: TelegramBot | None = None
     # The outbox delivers only once the bot is initialised and the schema is in place.
+    def on_error(where: str, exc: BaseException) -> None:
+        runtime.metrics.log_error(logger, where, exc)
+
     outbox = OutboxWorker(
         database.pool,
         lambda: bot.application.bot if bot is not None and bot.ready and database.schema_ready else None,
         lambda: runtime.config.outbox,
+        on_error=on_error,
     )
     bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, nowpayments, outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)
     # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(bot.first_attempt_done.wait(), FIRST_CONNECT_SECONDS)
-    sweeper = Sweeper(database.pool, lambda: runtime.config, ready=lambda: database.schema_ready, wake_outbox=outbox.wake)
-    workers = [asyncio.create_task(outbox.run(), name="outbox"), asyncio.create_task(sweeper.run(), name="sweeper")]
-    for task in workers:
-        task.add_done_callback(runtime.on_background_task_done)
+    sweeper = Sweeper(database.pool, lambda: runtime.config, ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
+                      on_error=on_error)
+    supervisor = app[supervisor_key]
+    workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run)]
     app[nowpayments_key] = nowpayments
     app[bot_key] = bot
     app[outbox_key] = outbox
@@ -109,6 +117,7 @@ def create_app(runtime: Runtime) -> web.Application:
     """Build the application for ``runtime`` (the daemon's, or a test's)."""
     app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
     app[runtime_key] = runtime
+    app[supervisor_key] = Supervisor(runtime)
     setup_routes(app)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bot_ctx)

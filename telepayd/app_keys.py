@@ -11,6 +11,7 @@ from .nowpayments import NowPaymentsClient
 from .outbox import OutboxWorker
 from .runtime import Runtime
 from .security.client_address import IPAddress
+from .supervisor import Supervisor
 from .sweeper import Sweeper
 
 runtime_key = web.AppKey("runtime", Runtime)
@@ -20,6 +21,7 @@ bot_key = web.AppKey("bot", TelegramBot)
 outbox_key = web.AppKey("outbox", OutboxWorker)
 nowpayments_key = web.AppKey("nowpayments", NowPaymentsClient)
 sweeper_key = web.AppKey("sweeper", Sweeper)
+supervisor_key = web.AppKey("supervisor", Supervisor)
 
 client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
 body_key = web.RequestKey("body", bytes)

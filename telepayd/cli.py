@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, config_path, load
+from .numbers import argument as whole_number
 from .errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, SchemaTooNew
 
 
@@ -62,23 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     order_actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = order_actions.add_parser("show", help="an order with its IPN history and grant, or a user's orders")
     show.add_argument("order_id", nargs="?", metavar="ORDER_ID")
-    show.add_argument("--user", type=int, metavar="ID")
+    show.add_argument("--user", type=whole_number(), metavar="ID")
     _add_config_option(show)
 
     subs = commands.add_parser("subscriptions", help="manual fixes, each recorded")
     sub_actions = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (("grant", "extend a subscription by --days and send a join link"), ("revoke", "end a subscription now")):
         action = sub_actions.add_parser(name, help=text)
-        action.add_argument("--user", type=int, required=True, metavar="ID")
+        action.add_argument("--user", type=whole_number(), required=True, metavar="ID")
         action.add_argument("--channel", required=True, metavar="ID", help="channel key or open channel id")
-        action.add_argument("--days", type=int, metavar="N")
+        action.add_argument("--days", type=whole_number(), metavar="N")
         _add_config_option(action)
 
     outbox = commands.add_parser("outbox", help="messages to Telegram that failed for good")
     outbox_actions = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
     failed = outbox_actions.add_parser("failed", help="list messages failed for good, with the reason")
     retry = outbox_actions.add_parser("retry", help="queue failed messages again")
-    retry.add_argument("id", nargs="?", type=int, metavar="ID")
+    retry.add_argument("id", nargs="?", type=whole_number(), metavar="ID")
     retry.add_argument("--all", action="store_true", help="every failed message")
     for sub in (failed, retry):
         _add_config_option(sub)
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("--secret-file", required=True, metavar="F", help="file holding whsec_... secrets, one per line")
     sign.add_argument("--id", dest="message_id", metavar="ID", help="webhook-id (default: a random msg_...)")
-    sign.add_argument("--timestamp", type=int, metavar="T", help="webhook-timestamp in seconds (default: now)")
+    sign.add_argument("--timestamp", type=whole_number(), metavar="T", help="webhook-timestamp in seconds (default: now)")
     return parser
 
 
@@ -131,10 +132,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     from .security.webhook_signature import sign
 
+    from .config import unsafe_secret_mode
+
+    path = Path(args.secret_file)
     try:
-        lines = [line.strip() for line in Path(args.secret_file).read_text(encoding="utf-8").splitlines()]
+        unsafe = unsafe_secret_mode(path.stat().st_mode)
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except OSError as exc:
         print(f"telepayd sign: cannot read {args.secret_file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    except UnicodeDecodeError:
+        print(f"telepayd sign: {args.secret_file} is not UTF-8 text", file=sys.stderr)
+        return EXIT_FAILURE
+    if unsafe:
+        print(f"telepayd sign: secret file {args.secret_file} is {unsafe}; chmod 0640 (or 0600) it", file=sys.stderr)
         return EXIT_FAILURE
     secrets = [line for line in lines if line and not line.startswith("#")]
     if not secrets:

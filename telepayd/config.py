@@ -41,6 +41,12 @@ class ServerConfig:
     trusted_proxies: Networks = Networks.parse(["127.0.0.1/32", "::1/128"])
     max_body_bytes: int = 65536
     status_allowed_ips: Networks = Networks.parse(["127.0.0.0/8", "::1/128"])
+    # Slow and half-open clients (telepayd/http_server.py, guard._read_body); a reload applies them to
+    # new connections and requests.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    keepalive_timeout_seconds: float = 15.0
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class TelegramConfig:
     webhook_secret_file: Path = Path("/etc/telepayd/telegram-webhook-secret")
     api_base_url: str = "https://api.telegram.org/bot"
     allowed_ips: Networks = Networks([])
+    # Telegram sends every update from a few addresses, in bursts: generous, still a bound per address.
+    rate_limit: RateLimitConfig = RateLimitConfig(per_minute=6000, burst=1000, max_clients=10_000)
     token: str = field(default="", repr=False)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -77,6 +85,8 @@ class NowPaymentsConfig:
     ipn_callback_url: str = "https://telepay.example.com/webhooks/nowpayments"
     allowed_ips: Networks = Networks([])
     notify_owner_on_ipn: bool = True
+    # NowPayments retries each IPN a few times; a busy shop sees a few per second from a handful of addresses.
+    rate_limit: RateLimitConfig = RateLimitConfig(per_minute=600, burst=100, max_clients=10_000)
     api_key: str = field(default="", repr=False)
     ipn_secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -89,7 +99,14 @@ class DatabaseConfig:
     max_size: int = 10
     timeout_seconds: float = 5.0
     migrate_on_start: bool = True
+    # The bot's own pool: Telegram users cannot take the connections that IPNs and webhooks need.
+    bot_pool_size: int = 4
     password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class PaymentsConfig:
+    max_invoices_per_user_hour: int = 10
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,7 @@ class Config:
     logging: LoggingConfig
     outbox: OutboxConfig = OutboxConfig()
     retention: RetentionConfig = RetentionConfig()
+    payments: PaymentsConfig = PaymentsConfig()
 
     def restart_needed_for(self, new: Config) -> list[str]:
         """Settings that differ in ``new`` but only take effect after a restart."""
@@ -269,6 +287,16 @@ def _section(problems: _Problems, data: dict[str, Any], name: str, known: set[st
     return _Section(problems, name, data.get(name, {}), known)
 
 
+def unsafe_secret_mode(mode: int) -> str:
+    """Why a secret file with ``mode`` cannot be trusted ("" when it can): others may read it, or others
+    (its group included) may replace what it says."""
+    if mode & stat.S_IROTH:
+        return "readable by everyone"
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by " + ("everyone" if mode & stat.S_IWOTH else "its group")
+    return ""
+
+
 def read_secret_lines(path: Path, problems: _Problems, where: str) -> tuple[str, ...]:
     """Read a secret file: one secret per line, blank lines and ``#`` comments skipped."""
     try:
@@ -283,8 +311,9 @@ def read_secret_lines(path: Path, problems: _Problems, where: str) -> tuple[str,
     except (OSError, UnicodeDecodeError) as exc:
         problems.add(where, f"secret file {path} cannot be read ({exc.__class__.__name__})")
         return ()
-    if info.st_mode & stat.S_IROTH:
-        problems.add(where, f"secret file {path} is readable by everyone; chmod 0640 (or 0600) it")
+    unsafe = unsafe_secret_mode(info.st_mode)
+    if unsafe:
+        problems.add(where, f"secret file {path} is {unsafe}; chmod 0640 (or 0600) it")
         return ()
     lines = tuple(
         line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
@@ -312,7 +341,7 @@ def load(path: Path) -> Config:
 
     sections = {
         "server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging",
-        "outbox", "retention",
+        "outbox", "retention", "payments",
     }
     for name in sorted(set(data) - sections):
         problems.add(f"[{name}]", f"unknown section (known sections: {', '.join(sorted(sections))})")
@@ -329,6 +358,7 @@ def load(path: Path) -> Config:
         logging=_load_logging(problems, data),
         outbox=_load_outbox(problems, data),
         retention=_load_retention(problems, data),
+        payments=_load_payments(problems, data),
     )
     if config.retention.webhook_ids_days * 86400 < 2 * config.webhooks.tolerance_seconds:
         problems.add("[retention] webhook_ids_days", "must keep webhook-ids at least twice [webhooks] tolerance_seconds")
@@ -338,7 +368,10 @@ def load(path: Path) -> Config:
 
 
 def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
-    known = {"host", "port", "unix_socket", "trusted_proxies", "max_body_bytes", "status_allowed_ips"}
+    known = {
+        "host", "port", "unix_socket", "trusted_proxies", "max_body_bytes", "status_allowed_ips",
+        "header_timeout_seconds", "body_timeout_seconds", "keepalive_timeout_seconds", "max_connections",
+    }
     s = _section(problems, data, "server", known)
     d = ServerConfig()
     unix_socket = s.string("unix_socket", d.unix_socket)
@@ -351,18 +384,29 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
         trusted_proxies=s.networks("trusted_proxies", d.trusted_proxies),
         max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, minimum=1024, maximum=16 * 1024 * 1024),
         status_allowed_ips=s.networks("status_allowed_ips", d.status_allowed_ips),
+        header_timeout_seconds=s.number("header_timeout_seconds", d.header_timeout_seconds, minimum=1, maximum=300),
+        body_timeout_seconds=s.number("body_timeout_seconds", d.body_timeout_seconds, minimum=1, maximum=300),
+        keepalive_timeout_seconds=s.number(
+            "keepalive_timeout_seconds", d.keepalive_timeout_seconds, minimum=1, maximum=3600
+        ),
+        max_connections=s.integer("max_connections", d.max_connections, minimum=16, maximum=1_000_000),
+    )
+
+
+def _rate_limit(problems: _Problems, section: _Section, default: RateLimitConfig) -> RateLimitConfig:
+    """``[<section>.rate_limit]``: per client address, a token bucket of ``burst`` refilled at ``per_minute``."""
+    r = _Section(problems, f"{section.name}.rate_limit", section.table.get("rate_limit", {}), {"per_minute", "burst", "max_clients"})
+    return RateLimitConfig(
+        per_minute=r.integer("per_minute", default.per_minute, minimum=1, maximum=1_000_000),
+        burst=r.integer("burst", default.burst, minimum=1, maximum=1_000_000),
+        max_clients=r.integer("max_clients", default.max_clients, minimum=1, maximum=10_000_000),
     )
 
 
 def _load_webhooks(problems: _Problems, data: dict[str, Any]) -> WebhooksConfig:
     s = _section(problems, data, "webhooks", {"allowed_ips", "secrets_file", "tolerance_seconds", "rate_limit"})
     d = WebhooksConfig()
-    r = _Section(problems, "webhooks.rate_limit", s.table.get("rate_limit", {}), {"per_minute", "burst", "max_clients"})
-    rate_limit = RateLimitConfig(
-        per_minute=r.integer("per_minute", d.rate_limit.per_minute, minimum=1, maximum=1_000_000),
-        burst=r.integer("burst", d.rate_limit.burst, minimum=1, maximum=1_000_000),
-        max_clients=r.integer("max_clients", d.rate_limit.max_clients, minimum=1, maximum=10_000_000),
-    )
+    rate_limit = _rate_limit(problems, s, d.rate_limit)
     secrets_file = s.path("secrets_file", d.secrets_file)
     where = "[webhooks] secrets_file"
     secrets = read_secret_lines(secrets_file, problems, where)
@@ -381,7 +425,7 @@ def _load_webhooks(problems: _Problems, data: dict[str, Any]) -> WebhooksConfig:
 
 
 def _load_telegram(problems: _Problems, data: dict[str, Any]) -> TelegramConfig:
-    known = {"mode", "token_file", "webhook_url", "webhook_secret_file", "api_base_url", "allowed_ips"}
+    known = {"mode", "token_file", "webhook_url", "webhook_secret_file", "api_base_url", "allowed_ips", "rate_limit"}
     s = _section(problems, data, "telegram", known)
     d = TelegramConfig()
     mode = s.string("mode", d.mode, choices=("webhook", "polling"))
@@ -406,13 +450,15 @@ def _load_telegram(problems: _Problems, data: dict[str, Any]) -> TelegramConfig:
         webhook_secret_file=webhook_secret_file,
         api_base_url=s.url("api_base_url", d.api_base_url),
         allowed_ips=s.networks("allowed_ips", d.allowed_ips),
+        rate_limit=_rate_limit(problems, s, d.rate_limit),
         token=token,
         webhook_secrets=webhook_secrets,
     )
 
 
 def _load_nowpayments(problems: _Problems, data: dict[str, Any]) -> NowPaymentsConfig:
-    known = {"api_key_file", "ipn_secret_file", "api_base_url", "ipn_callback_url", "allowed_ips", "notify_owner_on_ipn"}
+    known = {"api_key_file", "ipn_secret_file", "api_base_url", "ipn_callback_url", "allowed_ips", "notify_owner_on_ipn",
+             "rate_limit"}
     s = _section(problems, data, "nowpayments", known)
     d = NowPaymentsConfig()
     api_key_file = s.path("api_key_file", d.api_key_file)
@@ -425,13 +471,14 @@ def _load_nowpayments(problems: _Problems, data: dict[str, Any]) -> NowPaymentsC
         ipn_callback_url=s.url("ipn_callback_url", d.ipn_callback_url),
         allowed_ips=s.networks("allowed_ips", d.allowed_ips),
         notify_owner_on_ipn=s.boolean("notify_owner_on_ipn", d.notify_owner_on_ipn),
+        rate_limit=_rate_limit(problems, s, d.rate_limit),
         api_key=api_keys[0] if api_keys else "",
         ipn_secrets=read_secret_lines(ipn_secret_file, problems, "[nowpayments] ipn_secret_file"),
     )
 
 
 def _load_database(problems: _Problems, data: dict[str, Any]) -> DatabaseConfig:
-    known = {"dsn", "password_file", "min_size", "max_size", "timeout_seconds", "migrate_on_start"}
+    known = {"dsn", "password_file", "min_size", "max_size", "timeout_seconds", "migrate_on_start", "bot_pool_size"}
     s = _section(problems, data, "database", known)
     d = DatabaseConfig()
     dsn = s.string("dsn", d.dsn)
@@ -455,6 +502,7 @@ def _load_database(problems: _Problems, data: dict[str, Any]) -> DatabaseConfig:
         max_size=max_size,
         timeout_seconds=s.number("timeout_seconds", d.timeout_seconds, minimum=0.1, maximum=600),
         migrate_on_start=s.boolean("migrate_on_start", d.migrate_on_start),
+        bot_pool_size=s.integer("bot_pool_size", d.bot_pool_size, minimum=1, maximum=100),
         password=password,
     )
 
@@ -516,6 +564,14 @@ def _load_outbox(problems: _Problems, data: dict[str, Any]) -> OutboxConfig:
         messages_per_second=rate("messages_per_second", d.messages_per_second),
         per_chat_per_second=rate("per_chat_per_second", d.per_chat_per_second),
         per_group_per_minute=rate("per_group_per_minute", d.per_group_per_minute),
+    )
+
+
+def _load_payments(problems: _Problems, data: dict[str, Any]) -> PaymentsConfig:
+    s = _section(problems, data, "payments", {"max_invoices_per_user_hour"})
+    d = PaymentsConfig()
+    return PaymentsConfig(
+        max_invoices_per_user_hour=s.integer("max_invoices_per_user_hour", d.max_invoices_per_user_hour, minimum=1, maximum=1000),
     )
 
 

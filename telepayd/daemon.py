@@ -13,22 +13,26 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 
 from aiohttp import web
 from telegram.error import TelegramError
 
 from . import __version__, logs
 from .app import create_app
-from .app_keys import bot_key, database_key
+from .app_keys import bot_key, database_key, supervisor_key
 from .bot import register_webhook
 from .config import Config, load
 from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, ConfigError, SchemaTooNew
+from .http_server import GuardedAppRunner
 from .runtime import Runtime
 from .systemd import Notifier, watchdog_interval_seconds
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
+# Below the unit's TimeoutStopSec (30 s): in-flight requests, the group commit and the pools each have less.
+STOP_DEADLINE_SECONDS = 25.0
 STATUS_REFRESH_SECONDS = 5.0
 
 
@@ -40,6 +44,7 @@ def status_line(runtime: Runtime, app: web.Application) -> str:
         down.append(f"database {database.problem}")
     if not bot.ready:
         down.append(f"telegram {bot.problem}")
+    down.extend(f"task {name} restarting after {why}" for name, why in app[supervisor_key].down.items())
     parts = [f"degraded: {', '.join(down)}" if down else "ready"]
     if runtime.last_reload_error:
         parts.append(f"last reload failed, previous config kept: {runtime.last_reload_error}")
@@ -126,7 +131,8 @@ async def serve(config: Config) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
 
     app = create_app(runtime)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    # Both sites (TCP or unix socket) serve through the connection guard: header deadline, connection bound.
+    runner = GuardedAppRunner(app, runtime, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     try:
         await runner.setup()
     except SchemaTooNew as exc:
@@ -158,6 +164,7 @@ async def serve(config: Config) -> int:
 
     logger.info("stopping: finishing in-flight requests")
     notifier.stopping()
+    _exit_if_stuck(STOP_DEADLINE_SECONDS)
     for task in tasks:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -165,6 +172,20 @@ async def serve(config: Config) -> int:
     await runner.cleanup()
     logger.info("stopped")
     return runtime.exit_code
+
+
+def _exit_if_stuck(seconds: float) -> None:
+    """The last resort behind the bounded steps of a stop: if the process still runs ``seconds`` from now
+    (a task that ignores cancellation, a thread that never returns), it exits, saying so, before systemd's
+    ``TimeoutStopSec`` would kill it without a word. A thread, so that it works even if the loop is stuck."""
+
+    def give_up() -> None:
+        logger.critical("the stop did not finish within %.0f s; exiting now", seconds)
+        os._exit(EXIT_FAILURE)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def _where(config: Config) -> str:

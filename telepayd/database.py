@@ -17,19 +17,33 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
 
 
+# Bot updates waiting for a connection beyond this many are refused at once (the user is asked to retry).
+BOT_POOL_MAX_WAITING = 50
+
+
 class Database:
-    """The pool plus what the daemon knows of the database's state (for ``/ready`` and ``STATUS=``)."""
+    """The pools plus what the daemon knows of the database's state (for ``/ready`` and ``STATUS=``).
+
+    Two pools, so that Telegram users cannot take what money needs: ``pool`` serves IPNs, signed webhooks,
+    the outbox and the sweeper; ``bot_pool`` (``[database] bot_pool_size``) serves the bot's handlers, which
+    never hold one of its connections across a call to Telegram or NowPayments."""
 
     def __init__(self, config: DatabaseConfig) -> None:
         self.config = config
         self.pool = create_pool(config)
+        self.bot_pool = create_pool(
+            config, application_name="telepayd-bot", name="telepayd-bot", min_size=1, max_size=config.bot_pool_size,
+            max_waiting=BOT_POOL_MAX_WAITING,
+        )
         self.schema_ready = False
         self.problem = "not connected yet"
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
+        await self.bot_pool.open(wait=False)
 
     async def close(self) -> None:
+        await self.bot_pool.close(timeout=self.config.timeout_seconds)
         await self.pool.close(timeout=self.config.timeout_seconds)
 
     async def prepare(self) -> None:

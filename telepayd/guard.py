@@ -13,6 +13,7 @@ same order; the catch-all route gives unknown paths and methods the same JSON an
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 import logging
@@ -30,6 +31,7 @@ from .runtime import Guards, Metrics, Runtime
 from .security.client_address import IPAddress, Networks, client_address, rate_limit_key
 from .security.errors import SecurityError
 from .security.headers import SECURITY_HEADERS, request_id
+from .security.rate_limit import RateLimiter
 from .security.telegram_token import SECRET_TOKEN_HEADER, verify_secret_token
 
 logger = logging.getLogger(__name__)
@@ -79,8 +81,13 @@ def guarded(caller: Caller, label: str, view: View, runtime: Runtime) -> View:
                 response = _rejected(request, exc, metrics)
             except web.HTTPException as exc:
                 response = _http_error(exc, metrics)
-            except Exception:
-                logger.exception("unhandled error on %s %s", request.method, request.path)
+            except ConnectionResetError:
+                # The client went away mid-request: nothing wrong on our side, and nobody to read the answer.
+                logger.debug("client left during %s %s", request.method, request.path)
+                metrics.rejections["client_closed"] += 1
+                response = web.json_response({"error": "client_closed", "detail": "The client closed the connection."}, status=400)
+            except Exception as exc:
+                runtime.metrics.log_error(logger, f"{request.method} {label}", exc, then=f"request id {rid}")
                 response = web.json_response(
                     {"error": "internal_error", "detail": f"An internal error occurred; quote request id {rid}."},
                     status=500,
@@ -109,12 +116,7 @@ async def _check_operator(request: web.Request, guards: Guards, max_body_bytes: 
 async def _check_cloud_run(request: web.Request, guards: Guards, max_body_bytes: int) -> None:
     client = _client(request, guards.trusted_proxies)
     _require_allowed(client, guards.webhook_allowed_ips, "the webhooks")
-    wait = guards.webhook_limiter.acquire(rate_limit_key(client))
-    if wait:
-        raise ApiError(
-            429, "rate_limited", "Too many requests; retry after the delay in Retry-After.",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+    _require_within_rate(client, guards.webhook_limiter)
     body = await _read_body(request, max_body_bytes)
     try:
         request[webhook_id_key] = guards.webhook_verifier.verify(request.headers, body)
@@ -126,6 +128,7 @@ async def _check_telegram(request: web.Request, guards: Guards, max_body_bytes: 
     client = _client(request, guards.trusted_proxies)
     if guards.telegram_allowed_ips:  # optional: an empty list means no IP check here
         _require_allowed(client, guards.telegram_allowed_ips, "this route")
+    _require_within_rate(client, guards.telegram_limiter)
     await _read_body(request, max_body_bytes)
     try:
         verify_secret_token(request.headers.get(SECRET_TOKEN_HEADER), guards.telegram_tokens)
@@ -137,6 +140,7 @@ async def _check_nowpayments(request: web.Request, guards: Guards, max_body_byte
     client = _client(request, guards.trusted_proxies)
     if guards.nowpayments_allowed_ips:  # optional: the IPN signature (checked by the view) authenticates
         _require_allowed(client, guards.nowpayments_allowed_ips, "this route")
+    _require_within_rate(client, guards.nowpayments_limiter)
     await _read_body(request, max_body_bytes)
 
 
@@ -165,14 +169,30 @@ def _require_allowed(client: object, allowed: Networks, who: str) -> None:
         raise ApiError(403, "forbidden", f"This address is not allowed to call {who}.")
 
 
+def _require_within_rate(client: IPAddress, limiter: RateLimiter) -> None:
+    wait = limiter.acquire(rate_limit_key(client))
+    if wait:
+        raise ApiError(
+            429, "rate_limited", "Too many requests; retry after the delay in Retry-After.",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
 async def _read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.")
+    seconds = request.app[runtime_key].config.server.body_timeout_seconds
     try:
-        body = await request.read()  # bounded by the application's client_max_size (= limit)
+        if request.content.is_eof():  # the whole body is here already (the usual case): no timer needed
+            body = await request.read()  # bounded by the application's client_max_size (= limit)
+        else:
+            async with asyncio.timeout(seconds):  # a client trickling its body holds no connection for long
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "body_too_large", f"The body is larger than {limit} bytes.") from None
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", f"The body did not arrive within {seconds:g} seconds.") from None
     content_type = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     if content_type not in _JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "The body must be sent as Content-Type: application/json.")

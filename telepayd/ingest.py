@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -19,6 +21,9 @@ from .errors import StoreUnavailable, TelepaydError
 from .store import webhook_messages
 from .store.pool import UNAVAILABLE_ERRORS
 from .store.webhook_messages import Incoming
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +49,10 @@ class GroupCommitter:
         max_batch: int = 500,
         max_pending: int = 20_000,
         timeout: float = 5.0,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_error = on_error
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(max_pending)
         self._writers = writers
         self._max_batch = max_batch
@@ -54,16 +61,22 @@ class GroupCommitter:
         self.batches = 0
         self.messages = 0
 
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._write_forever(), name=f"group-commit-{n}") for n in range(self._writers)]
+    def start(self, supervisor: Supervisor) -> None:
+        self._tasks = [supervisor.start(f"group-commit-{n}", self._write_forever) for n in range(self._writers)]
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the writers."""
-        await self._queue.join()
+        """Finish what is queued (within the commit timeout), then stop the writers; whatever is still
+        queued then is answered as unavailable, so its sender retries."""
+        try:
+            await asyncio.wait_for(self._queue.join(), self.timeout)
+        except TimeoutError:
+            logger.warning("stopping with %d message(s) not stored; their senders get 503 and retry", self.depth)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        while not self._queue.empty():
+            _settle(self._queue.get_nowait(), exc=StoreUnavailable("the daemon is stopping"))
 
     @property
     def depth(self) -> int:
@@ -94,6 +107,11 @@ class GroupCommitter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
+            except Exception as exc:  # a bug, not the data: answer 503 (the sender retries) and go on
+                if self._on_error is not None:
+                    self._on_error("group commit", exc)
+                for pending in batch:
+                    _settle(pending, exc=StoreUnavailable("the message could not be stored"))
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -112,7 +130,7 @@ class GroupCommitter:
             for pending in batch:
                 _settle(pending, exc=exc)
             return
-        except psycopg.DataError:
+        except Exception:  # the data of one message (DataError, text psycopg cannot encode...): find which
             await self._write_one_by_one(list(first.values()))
         else:
             for webhook_id, pending in first.items():
@@ -132,6 +150,10 @@ class GroupCommitter:
             except psycopg.DataError as exc:
                 logger.warning("message %s refused by PostgreSQL: %s", pending.message.webhook_id, exc.diag.message_primary)
                 _settle(pending, exc=UnstorableMessage(str(exc.diag.message_primary)))
+            except Exception as exc:  # not known to be the data's fault: 503, the sender keeps it and retries
+                if self._on_error is not None:
+                    self._on_error("storing a webhook message", exc)
+                _settle(pending, exc=StoreUnavailable("the message could not be stored"))
             else:
                 _settle(pending, result=pending.message.webhook_id in accepted)
 

@@ -22,6 +22,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
+from .backoff import Backoff
 from .config import OutboxConfig
 from .handlers import texts
 from .store import anomalies, channels, locks, notifications, subscriptions
@@ -86,8 +87,10 @@ class Pacer:
 class OutboxWorker:
     """Polls due messages (or wakes when this daemon queued one) and sends them with the bot."""
 
-    def __init__(self, pool: AsyncConnectionPool, bot: Callable[[], Bot | None], limits: Callable[[], OutboxConfig]) -> None:
+    def __init__(self, pool: AsyncConnectionPool, bot: Callable[[], Bot | None], limits: Callable[[], OutboxConfig],
+                 *, on_error: Callable[[str, BaseException], None] = lambda where, exc: None) -> None:
         self._pool = pool
+        self._on_error = on_error
         self._bot = bot
         self._wake = asyncio.Event()
         self._pacer = Pacer(limits)
@@ -100,7 +103,7 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        delay = 1.0
+        backoff = Backoff(first=1.0, most=30.0)
         while True:
             try:
                 async with self._pool.connection() as lock_conn:
@@ -109,7 +112,7 @@ class OutboxWorker:
                         await self._sleep(POLL_SECONDS * 5)
                         continue
                     self.leader = True
-                    delay = 1.0
+                    backoff.reset()
                     logger.info("outbox: this daemon delivers")
                     try:
                         await self._deliver_while_leader(lock_conn)
@@ -118,14 +121,9 @@ class OutboxWorker:
                         with contextlib.suppress(Exception):
                             await locks.unlock(lock_conn, locks.OUTBOX_LOCK)
             except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+                delay = backoff.next()
                 logger.warning("outbox: database unavailable (%s); retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-            except psycopg.Error:
-                # A bug or a schema problem: keep the daemon serving payments, say so loudly, retry later.
-                logger.exception("outbox: database error; retrying in %.0f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -150,9 +148,16 @@ class OutboxWorker:
                 await self._sleep(POLL_SECONDS if not due else 0.05)
 
     async def _deliver(self, bot: Bot, message: outbox_store.OutboxMessage) -> int:
-        """Try one message; return 1 when it was settled (sent or failed for good)."""
+        """Try one message; return 1 when it was settled (sent or failed for good).
+
+        Whatever goes wrong with one message fails that message (kept with its reason for ``telepayd outbox
+        failed``), never the worker; only the database being unavailable stops the round."""
         try:
-            chat_id = message.chat_id if message.chat_id is not None else await self._resolve(message)
+            chat_id = message.chat_id
+            if chat_id is None:
+                chat_id = await self._resolve(message)
+                if self._pacer.is_busy(chat_id):
+                    return 0  # its chat is cooling down: a later round takes it, the other chats go on
             await self._pacer.turn(chat_id)
             await self._send(bot, message, chat_id)
         except RetryAfter as exc:
@@ -172,6 +177,13 @@ class OutboxWorker:
             await self._update(outbox_store.retry_later, message.id, self._outage_pause, f"{exc.__class__.__name__}: {exc}")
             self._outage_pause = min(self._outage_pause * 2, MAX_PAUSE_SECONDS)
             return 0
+        except (PoolTimeout, *UNAVAILABLE_ERRORS):
+            raise
+        except Exception as exc:  # a bad payload, a row that changed under us, a bug: this message only
+            self._on_error(f"outbox delivery of a {message.kind} message", exc)
+            self.failed += 1
+            await self._update(outbox_store.mark_failed, message.id, f"undeliverable: {exc.__class__.__name__}: {exc}"[:500])
+            return 1
         self._outage_pause = 1.0
         self.sent += 1
         await self._update(outbox_store.mark_sent, message.id)
@@ -216,8 +228,10 @@ class OutboxWorker:
     async def _send_notification(self, bot: Bot, chat_id: int, notification_id: int) -> None:
         async with self._pool.connection() as conn:
             found = await notifications.get(conn, notification_id)
-        assert found is not None and found.title is not None
-        text = texts.owner_notification(found.title, found.payment_type, found.payment_data)
+        if found is None:
+            raise PermanentFailure(f"notification {notification_id} does not exist")
+        # The channel may have been taken off sale since: its owner still hears of the payment.
+        text = texts.owner_notification(found.title or found.open_channel_id, found.payment_type, found.payment_data)
         await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         async with self._pool.connection() as conn:
             await notifications.mark_delivered(conn, notification_id)
@@ -225,6 +239,12 @@ class OutboxWorker:
     async def _send_join_link(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
         payload = dict(message.payload)
         if "invite_link" not in payload:
+            async with self._pool.connection() as conn:
+                allowed = await subscriptions.has_access(conn, message.chat_id, int(payload["closed_chat_id"]))
+            if not allowed:  # revoked or refunded while this waited: no link for an ended user
+                logger.info("outbox %d: the access of user %s ended before their join link went out; not sent",
+                            message.id, message.chat_id)
+                return
             expires = datetime.now(timezone.utc) + timedelta(hours=int(payload["hours"]))
             name = (payload.get("order_id") or f"user {message.chat_id}")[:32]
             try:
@@ -309,8 +329,24 @@ class OutboxWorker:
             payload["removed"] = True
             async with self._pool.connection() as conn:
                 await outbox_store.save_progress(conn, message.id, payload)
+        await self._revoke_links(bot, message.chat_id, int(payload["closed_chat_id"]))
         await bot.send_message(message.chat_id, texts.removed(payload["title"]), parse_mode=ParseMode.HTML,
                                reply_markup=_renew_button(bot, payload.get("channel_key")))
+
+
+    async def _revoke_links(self, bot: Bot, user_id: int, closed_chat_id: int) -> None:
+        """Revoke the user's invite links to the channel that could still be used (each marked once done)."""
+        async with self._pool.connection() as conn:
+            links = await subscriptions.usable_join_links(conn, user_id, closed_chat_id)
+        for link in links:
+            try:
+                await bot.revoke_chat_invite_link(closed_chat_id, link)
+            except BadRequest as exc:  # expired or revoked already: nothing left to take back
+                logger.info("invite link of user %s in %s not revoked: %s", user_id, closed_chat_id, exc)
+            async with self._pool.connection() as conn:
+                await subscriptions.mark_revoked(conn, link)
+        if links:
+            logger.info("revoked %d invite link(s) of user %s in %s", len(links), user_id, closed_chat_id)
 
 
 async def _edit_or_forget(bot: Bot, chat_id: int, message_id: int, text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,6 +19,7 @@ from psycopg import AsyncConnection
 
 from .config import Config
 from .handlers import texts
+from .numbers import ascii_int
 from .store import anomalies, channels, orders, payments, subscriptions
 from .store import outbox as outbox_store
 
@@ -56,8 +58,8 @@ def _decimal(value: Any) -> Decimal | None:
 def parse_ipn(document: dict[str, Any]) -> Ipn:
     """Read the top-level fields we act on (nested values are not covered by the signature: never used)."""
     payment_id = document.get("payment_id")
-    if isinstance(payment_id, str) and payment_id.isdigit():
-        payment_id = int(payment_id)
+    if isinstance(payment_id, str):
+        payment_id = ascii_int(payment_id)
     if isinstance(payment_id, bool) or not isinstance(payment_id, int) or not 0 < payment_id < 2**63:
         raise InvalidIpn("Field 'payment_id' must be a positive integer.")
     status = document.get("payment_status")
@@ -136,7 +138,9 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
         actually_paid=ipn.actually_paid, pay_currency=ipn.pay_currency,
     )
     channel = await channels.get(conn, order.channel_id)
-    assert channel is not None  # orders reference channels; channels are only ever soft-removed
+    if channel is None:  # orders reference channels, which are only ever soft-removed: a damaged database
+        await _anomaly(conn, "unknown_channel", f"order {order.order_id} names channel {order.channel_id}, which does not exist", order.order_id)
+        return "unknown_channel"
     status = ipn.payment_status
     if status == "finished":
         if not await payments.mark_granted(conn, ipn.payment_id):
@@ -154,9 +158,30 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
         await outbox_store.enqueue(conn, "message", order.user_id, {"text": texts.payment_expired(channel.title)})
     elif status == "refunded":
         await orders.set_status(conn, order.order_id, "refunded")
+        if payment is not None and payment.granted_at is not None:
+            return await _take_back(conn, order, channel)
         await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
             "text": texts.owner_refund(channel.title, order.price, order.user_id)})
     return f"status {status}"
+
+
+async def _take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel) -> str:
+    """A refund of a payment that granted: the subscription loses that order's days (never below now, and
+    at now the member is removed as at expiry by the next sweep); the buyer and the owner are told."""
+    days = order.days if order.kind == "subscription" and order.days else 0
+    ends_at = None
+    if days:
+        ends_at = await subscriptions.shorten(conn, user_id=order.user_id, channel_id=channel.id, days=days)
+    still_active = ends_at is not None and ends_at > datetime.now(timezone.utc)
+    await outbox_store.enqueue(conn, "message", order.user_id, {
+        "text": texts.refunded_buyer(channel.title, order.price, ends_at if still_active else None) if days
+        else texts.refunded_donation(channel.title, order.price)})
+    await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
+        "text": texts.owner_refund(channel.title, order.price, order.user_id, days)})
+    logger.info("order %s refunded after it granted: %s", order.order_id,
+                f"{days} day(s) taken back from user {order.user_id} in channel {channel.id}, now until {ends_at}" if days
+                else "a donation, nothing to take back")
+    return "refunded: access taken back" if days else "refunded"
 
 
 async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, config: Config) -> None:

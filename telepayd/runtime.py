@@ -27,8 +27,10 @@ class Guards:
     webhook_verifier: WebhookVerifier
     webhook_limiter: RateLimiter
     telegram_allowed_ips: Networks
+    telegram_limiter: RateLimiter
     telegram_tokens: tuple[bytes, ...]
     nowpayments_allowed_ips: Networks
+    nowpayments_limiter: RateLimiter
     ipn_secrets: tuple[bytes, ...]
 
     @classmethod
@@ -43,8 +45,10 @@ class Guards:
             ),
             webhook_limiter=_limiter(config.webhooks.rate_limit, previous.webhook_limiter if previous else None),
             telegram_allowed_ips=config.telegram.allowed_ips,
+            telegram_limiter=_limiter(config.telegram.rate_limit, previous.telegram_limiter if previous else None),
             telegram_tokens=tuple(t.encode() for t in config.telegram.webhook_secrets),
             nowpayments_allowed_ips=config.nowpayments.allowed_ips,
+            nowpayments_limiter=_limiter(config.nowpayments.rate_limit, previous.nowpayments_limiter if previous else None),
             ipn_secrets=tuple(s.encode() for s in config.nowpayments.ipn_secrets),
         )
 
@@ -79,8 +83,20 @@ class Metrics:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.rejections: Counter[str] = Counter()
         self.rejection_log = LogBudget()
+        # Unexpected errors: a few tracebacks, then one line a minute with a count (a repeated bug, or an
+        # attacker who found one, must not flood the journal).
+        self.errors: Counter[str] = Counter()
+        self.error_log = LogBudget(per_minute=1, burst=5)
         self.reloads = 0
         self.failed_reloads = 0
+
+    def log_error(self, log: logging.Logger, where: str, exc: BaseException, *, then: str = "") -> None:
+        """Count an unexpected error in ``where`` and log it, with its traceback, within the error budget."""
+        self.errors[where] += 1
+        left_out = self.error_log.take(where)
+        if left_out is not None:
+            more = f" ({left_out} more like it not logged; see /status)" if left_out else ""
+            log.error("unexpected error in %s%s%s", where, f"; {then}" if then else "", more, exc_info=exc)
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started

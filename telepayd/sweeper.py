@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .config import Config
@@ -25,8 +24,10 @@ logger = logging.getLogger(__name__)
 
 class Sweeper:
     def __init__(self, pool: AsyncConnectionPool, config: Callable[[], Config], *, ready: Callable[[], bool],
-                 wake_outbox: Callable[[], None]) -> None:
+                 wake_outbox: Callable[[], None],
+                 on_error: Callable[[str, BaseException], None] = lambda where, exc: None) -> None:
         self._pool = pool
+        self._on_error = on_error
         self._config = config
         self._ready = ready
         self._wake_outbox = wake_outbox
@@ -44,8 +45,6 @@ class Sweeper:
                     await self.sweep_once()
             except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
                 logger.warning("sweeper: database unavailable (%s)", exc)
-            except psycopg.Error:
-                logger.exception("sweeper: database error")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudge.wait(), self._config().subscriptions.sweep_interval_seconds)
             self._nudge.clear()
@@ -57,18 +56,22 @@ class Sweeper:
                 return False
             try:
                 config = self._config()
-                queued = await self._broadcasts()
-                queued += await self._reminders(config)
-                queued += await self._removals(config)
-                queued += await self._keypads(config)
-                await self._retention(config)
+                queued = 0
+                # Each part on its own: one that fails (a bug, a row it cannot handle) does not stop the others.
+                for part in (self._broadcasts, self._reminders, self._removals, self._keypads, self._retention):
+                    try:
+                        queued += await part(config)
+                    except (PoolTimeout, *UNAVAILABLE_ERRORS):
+                        raise
+                    except Exception as exc:
+                        self._on_error(f"sweeper {part.__name__.strip('_')}", exc)
             finally:
                 await locks.unlock(lock_conn, locks.SWEEPER_LOCK)
         if queued:
             self._wake_outbox()
         return True
 
-    async def _broadcasts(self) -> int:
+    async def _broadcasts(self, config: Config) -> int:
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 jobs = await sweeps.take_broadcast_jobs(conn)
@@ -119,8 +122,8 @@ class Sweeper:
                             logger.info("removal_dry_run: would remove user %s from %s (ended %s)",
                                         sub.user_id, sub.closed_channel_id, sub.ends_at)
                         continue
-                    await outbox_store.enqueue(conn, "remove_member", sub.user_id, {
-                        "closed_chat_id": sub.closed_channel_id, "title": sub.title, "channel_key": sub.channel_id})
+                    await outbox_store.enqueue_removal(conn, sub.user_id, closed_chat_id=sub.closed_channel_id,
+                                                       title=sub.title, channel_key=sub.channel_id)
                     await sweeps.mark_removed(conn, sub.user_id, sub.channel_id)
                     logger.info("subscription of user %s to channel %s ended: removal queued", sub.user_id, sub.channel_id)
                     queued += 1
@@ -134,9 +137,10 @@ class Sweeper:
                     await outbox_store.enqueue(conn, "edit", pad.chat_id, {"message_id": pad.message_id, "text": texts.KEYPAD_EXPIRED})
         return len(stale)
 
-    async def _retention(self, config: Config) -> None:
+    async def _retention(self, config: Config) -> int:
         async with self._pool.connection() as conn:
             sent = await outbox_store.purge_sent(conn, config.retention.sent_outbox_days)
             ids = await webhook_messages.purge_ids(conn, config.retention.webhook_ids_days)
         if sent or ids:
             logger.info("retention: purged %d sent outbox message(s) and %d old webhook-id(s)", sent, ids)
+        return 0  # nothing queued

@@ -8,6 +8,8 @@ import time
 
 import sdnotify
 
+from .numbers import ascii_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,8 +50,8 @@ class Notifier:
 
 def watchdog_interval_seconds() -> float | None:
     """Half of ``WATCHDOG_USEC`` when systemd asks this process for keep-alives, else None."""
-    usec = os.environ.get("WATCHDOG_USEC", "")
+    usec = ascii_int(os.environ.get("WATCHDOG_USEC", ""))
     pid = os.environ.get("WATCHDOG_PID", "")
-    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+    if not usec or (pid and pid != str(os.getpid())):
         return None
-    return int(usec) / 2_000_000
+    return usec / 2_000_000

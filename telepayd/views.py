@@ -10,7 +10,9 @@ from aiohttp import web
 from . import __version__
 from psycopg_pool import PoolTimeout
 
-from .app_keys import body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, sweeper_key, webhook_id_key
+from .app_keys import (
+    body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, supervisor_key, sweeper_key, webhook_id_key,
+)
 from .errors import StoreUnavailable
 from .http_errors import RETRY_AFTER_SECONDS, ApiError, database_unavailable
 from .ingest import UnstorableMessage
@@ -33,20 +35,22 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: 200 when the database answers and the bot is initialised, else 503 naming what is down."""
+    """Readiness: 200 when the database answers, the bot is initialised and no background task is down; else
+    503 naming (only naming) what is down."""
     database, bot = request.app[database_key], request.app[bot_key]
-    problems = {}
+    problems = list(request.app[supervisor_key].down)
     if not await database.ping():
-        problems["database"] = database.problem
+        problems.append("database")
     if not bot.ready:
-        problems["telegram"] = bot.problem
+        problems.append("telegram")
     if not problems:
         return web.json_response({"status": "ready"})
+    # The reasons stay in /status and the logs: anyone may probe /ready.
     return web.json_response(
         {
             "status": "unavailable",
             "error": "not_ready",
-            "detail": "; ".join(f"{part}: {problem}" for part, problem in problems.items()) + ".",
+            "detail": f"Not ready: {', '.join(sorted(problems))} down; see /status or the logs.",
             "down": sorted(problems),
         },
         status=503,
@@ -84,6 +88,9 @@ async def status(request: web.Request) -> web.Response:
                        "sent": request.app[outbox_key].sent, "failed": request.app[outbox_key].failed},
             "anomalies": anomaly_counts,
             "reloads": {"ok": metrics.reloads, "failed": metrics.failed_reloads, "last_error": runtime.last_reload_error},
+            "tasks": {"down": request.app[supervisor_key].down, "restarts": request.app[supervisor_key].restarts},
+            "errors": dict(sorted(metrics.errors.items())),
+            "bot_pool": database.bot_pool.get_stats(),
             "restart_needed_for": runtime.restart_pending,
         }
     )

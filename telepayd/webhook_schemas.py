@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from .http_errors import ApiError
+from .numbers import ascii_int
 
 MAX_ID_LENGTH = 128
 MAX_CHANNELS = 1000
@@ -62,7 +63,7 @@ def _is_number(value: Any) -> bool:
 
 # Known payment_data keys and the types callers send; unknown keys are ignored.
 _PAYMENT_DATA_CHECKS = {
-    "user_id": (lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v.lstrip("-").isdigit()), "a Telegram user id (integer)"),
+    "user_id": (lambda v: (isinstance(v, int) and not isinstance(v, bool)) or ascii_int(v, signed=True) is not None, "a Telegram user id (integer)"),
     "username": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "amount": (_is_number, "a number or a decimal string"),
     "currency": (lambda v: v is None or isinstance(v, str), "a string or null"),
@@ -95,7 +96,8 @@ def validate_broadcast(document: dict[str, Any]) -> tuple[str, ...] | None:
     if (
         not isinstance(ids, list)
         or not 1 <= len(ids) <= MAX_CHANNELS
-        or not all(isinstance(i, str) and i.strip() and len(i) <= MAX_ID_LENGTH and "\x00" not in i for i in ids)
+        or not all(isinstance(i, str) and i.strip() and len(i) <= MAX_ID_LENGTH for i in ids)
     ):
         raise _invalid("open_channel_ids", f"a list of 1 to {MAX_CHANNELS} non-empty channel id strings")
+    _require_storable(ids, "open_channel_ids")
     return tuple(dict.fromkeys(ids))

@@ -178,6 +178,10 @@ class Emulator:
         self._call("POST", "/_emulator/telegram/limits", {"per_second": per_second, "per_chat_per_second": per_chat_per_second,
                                                            "per_group_per_minute": per_group_per_minute})
 
+    def slow(self, method: str, seconds: float) -> None:
+        """Make Telegram answer ``method`` (``*``: every method) ``seconds`` late."""
+        self._call("POST", "/_emulator/telegram/slow", {"method": method, "seconds": seconds})
+
     def invoices(self) -> dict[str, dict]:
         return self._call("GET", "/_emulator/nowpayments/invoices")  # type: ignore[return-value]
 

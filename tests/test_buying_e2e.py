@@ -43,17 +43,30 @@ def to(user_id: int):
 
 
 def buy(emulator, user: TelegramUser, channel_key: int, tier_index: int = 0) -> str:
-    """/start → channel → tier; returns the order id of the invoice the user got."""
+    """/start → channel → tier; returns the order id of the invoice the user got (callable again)."""
+    def is_menu(p: dict) -> bool:
+        return to(user.user_id)(p) and "Pick a channel" in p["text"]
+
+    def is_plans(p: dict) -> bool:
+        return "Choose a plan" in p.get("text", "")
+
+    def is_pay(p: dict) -> bool:
+        return any("url" in b for b in buttons(p))
+
+    def count(method: str, where) -> int:
+        return len([c for c in emulator.calls(method) if where(c["params"])])
+
+    menus, plans, pays = count("sendMessage", is_menu), count("editMessageText", is_plans), count("editMessageText", is_pay)
     assert user.send("/start") == 200
-    menu = emulator.wait_calls("sendMessage", where=to(user.user_id))[-1]["params"]
+    menu = emulator.wait_calls("sendMessage", menus + 1, where=is_menu)[-1]["params"]
     assert f"ch:{channel_key}" in [b.get("callback_data") for b in buttons(menu)]
     assert user.press(f"ch:{channel_key}") == 200
-    tiers = emulator.wait_calls("editMessageText", where=lambda p: "Choose a plan" in p.get("text", ""))[-1]["params"]
+    tiers = emulator.wait_calls("editMessageText", plans + 1, where=is_plans)[-1]["params"]
     assert "Premium &lt;Signals&gt;" in tiers["text"]  # channel input is HTML-escaped
     tier_data = [b["callback_data"] for b in buttons(tiers) if b["callback_data"].startswith("tier:")][tier_index]
     before = len(emulator.invoices())
     assert user.press(tier_data) == 200
-    pay = emulator.wait_calls("editMessageText", where=lambda p: any("url" in b for b in buttons(p)))[-1]["params"]
+    pay = emulator.wait_calls("editMessageText", pays + 1, where=is_pay)[-1]["params"]
     invoices = emulator.invoices()
     assert len(invoices) >= before
     order_id = next(o for o, inv in invoices.items() if inv["invoice_url"] == buttons(pay)[0]["url"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -26,6 +27,7 @@ from telegram.ext import (
 
 from ..database import Database
 from ..errors import StoreUnavailable
+from ..numbers import ascii_int
 from ..nowpayments import NowPaymentsClient, PaymentProviderError
 from ..payments import new_order_id
 from ..runtime import Runtime
@@ -38,6 +40,8 @@ from .callbacks import decode
 logger = logging.getLogger(__name__)
 
 LINK_INTERVAL = timedelta(minutes=10)
+# Updates of one user queued behind the one being handled; more are turned away (a button press with a toast).
+MAX_WAITING_UPDATES_PER_USER = 4
 
 
 @dataclass
@@ -50,13 +54,69 @@ class BotDeps:
     wake_outbox: Callable[[], None]
 
 
+class UserGate:
+    """One update of a user at a time, in the order they came, with at most ``waiting`` more queued behind
+    it; beyond that an update is turned away. A flood from one user then costs one handler at a time."""
+
+    def __init__(self, waiting: int) -> None:
+        self._waiting = waiting
+        self._admitted: dict[int, int] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def enter(self, user_id: int) -> AsyncIterator[bool]:
+        """Yield True once it is this update's turn, or False at once when too many are queued."""
+        admitted = self._admitted.get(user_id, 0)
+        if admitted > self._waiting:
+            yield False
+            return
+        self._admitted[user_id] = admitted + 1
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield True
+        finally:
+            left = self._admitted[user_id] - 1
+            if left:
+                self._admitted[user_id] = left
+            else:
+                del self._admitted[user_id]
+                del self._locks[user_id]
+
+    def __len__(self) -> int:
+        return len(self._admitted)
+
+
+def one_at_a_time(handler: Callable[[Handlers, Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]):
+    """Run ``handler`` through the user's gate (updates without a user go straight through)."""
+
+    @functools.wraps(handler)
+    async def gated(self: Handlers, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        if user is None:
+            await handler(self, update, context)
+            return
+        async with self._gate.enter(user.id) as admitted:
+            if admitted:
+                await handler(self, update, context)
+                return
+        logger.debug("update %s of user %s turned away: too many of theirs queued", update.update_id, user.id)
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer(texts.TOO_FAST)
+
+    return gated
+
+
 class Handlers:
-    """Small verbs, one per thing a user can do; every one answers something short and helpful."""
+    """Small verbs, one per thing a user can do; every one answers something short and helpful.
+
+    Database rule: a handler takes one connection of the bot's pool at a time, and gives it back before it
+    calls Telegram or NowPayments, so a slow Telegram or a flood of button presses cannot hold connections."""
 
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
-        # Key presses of one user are applied in the order they arrived.
-        self._user_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._gate = UserGate(waiting=MAX_WAITING_UPDATES_PER_USER)
 
     def register(self, application: Application) -> None:
         application.add_handler(CommandHandler("start", self.start))
@@ -71,29 +131,34 @@ class Handlers:
 
     @property
     def _pool(self):
-        return self.deps.database.pool
+        return self.deps.database.bot_pool
 
+    @one_at_a_time
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """List the channels, or open one directly from a deep link (start=sub_<key>)."""
         message = update.effective_message
         if message is None:
             return
         payload = context.args[0] if context.args else ""
-        if payload.startswith("sub_") and payload[4:].isdigit() and len(payload) <= 24:
-            await self._show_channel(update, int(payload[4:]), edit=False)
+        kind, _, number = payload.partition("_")
+        channel_key = ascii_int(number)
+        if kind == "sub" and channel_key is not None:
+            await self._show_channel(update, channel_key, edit=False)
             return
-        if payload.startswith("don_") and payload[4:].isdigit() and len(payload) <= 24:
-            await self._open_keypad(update, int(payload[4:]))
+        if kind == "don" and channel_key is not None:
+            await self._open_keypad(update, channel_key)
             return
         if payload:
             logger.info("unknown /start payload %r from user %s", payload[:64], update.effective_user.id if update.effective_user else "?")
         await self._show_list(update, page=0, edit=False)
 
+    @one_at_a_time
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """How buying works."""
         if update.effective_message:
             await update.effective_message.reply_text(texts.HELP, parse_mode=ParseMode.HTML)
 
+    @one_at_a_time
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The user's subscriptions, with a button for a fresh join link on the active ones."""
         message, user = update.effective_message, update.effective_user
@@ -109,6 +174,7 @@ class Handlers:
         active = [s for s in subs if s.ends_at > now]
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=keyboards.status_links(active))
 
+    @one_at_a_time
     async def press_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Route a button press; unknown or stale data gets the current channel list."""
         query = update.callback_query
@@ -116,9 +182,7 @@ class Handlers:
             return
         button = decode(query.data)
         if button is not None and button.action == "kp":
-            lock = self._user_locks.setdefault(query.from_user.id, asyncio.Lock())
-            async with lock:
-                await self._press_key(update, button.args[0])
+            await self._press_key(update, button.args[0])  # the gate keeps one user's key presses in order
             return
         await query.answer()
         if button is None:
@@ -135,13 +199,16 @@ class Handlers:
         elif button.action == "link":
             await self._new_link(update, button.args[0])
 
+    @one_at_a_time
     async def other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Text (or an unknown command) where a button was expected."""
         if update.effective_message:
             await update.effective_message.reply_text(texts.UNKNOWN_INPUT)
 
+    @one_at_a_time
     async def join_request(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Approve the buyer on their own link; decline anyone else (a leaked link is useless)."""
+        """Approve the buyer on their own link while their access runs; decline anyone else (a leaked link is
+        useless) and the buyer once their access has ended or was revoked (an old link is useless too)."""
         request = update.chat_join_request
         if request is None:
             return
@@ -151,9 +218,14 @@ class Handlers:
             async with conn.transaction():
                 known = await subscriptions.get_join_link(conn, link) if link else None
                 now = datetime.now(timezone.utc)
-                allowed = known is not None and known.user_id == user_id and known.chat_id == chat_id and known.expires_at > now
+                own_link = known is not None and known.user_id == user_id and known.chat_id == chat_id
+                usable = own_link and known.expires_at > now and known.revoked_at is None
+                allowed = usable and await subscriptions.has_access(conn, user_id, chat_id)
                 if allowed:
                     await subscriptions.mark_approved(conn, link)
+                elif own_link:
+                    logger.info("declined user %s in %s: their link or their access has ended (order %s)",
+                                user_id, chat_id, known.order_id)
                 else:
                     detail = (
                         f"user {user_id} asked to join {chat_id} with "
@@ -195,8 +267,8 @@ class Handlers:
         error = context.error
         if isinstance(error, (StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS)):
             logger.warning("database unavailable while handling an update: %s", error)
-        else:
-            logger.error("error while handling an update", exc_info=error)
+        elif error is not None:
+            self.deps.runtime.metrics.log_error(logger, "a Telegram update", error)
         if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
             try:
                 await context.bot.send_message(update.effective_chat.id, texts.BUSY)
@@ -229,6 +301,9 @@ class Handlers:
     async def _show_channel(self, update: Update, channel_key: int, *, edit: bool) -> None:
         async with self._pool.connection() as conn:
             channel = await channels.get(conn, channel_key)
+        await self._show_loaded_channel(update, channel, edit=edit)
+
+    async def _show_loaded_channel(self, update: Update, channel: channels.Channel | None, *, edit: bool) -> None:
         if channel is None or channel.removed or not channel.tiers:
             await self._show(update, texts.CHANNEL_GONE, None, edit=edit)
             return
@@ -239,29 +314,43 @@ class Handlers:
         user = update.effective_user
         if user is None:
             return
+        order = tier = None
+        refused = False
         async with self._pool.connection() as conn:
             channel = await channels.get(conn, channel_key)
-            tier = next((t for t in channel.tiers if t.id == tier_id), None) if channel and not channel.removed else None
-            if channel is None or channel.removed:
-                await self._show(update, texts.CHANNEL_GONE, None, edit=True)
+            if channel is not None and not channel.removed:
+                tier = next((t for t in channel.tiers if t.id == tier_id), None)
+            if tier is not None:
+                async with conn.transaction():
+                    order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
+                    if order is None and not (refused := await self._too_many_invoices(conn, user.id)):
+                        order = await orders.create(
+                            conn, order_id=new_order_id(), kind="subscription", user_id=user.id, username=user.username,
+                            channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
+                        )
+                        logger.info("order %s created: user %s, channel %s, %s for %s days", order.order_id, user.id, channel.id, tier.price, tier.days)
+        # The connection is back in the pool: from here on, Telegram and NowPayments calls only.
+        if channel is None or channel.removed:
+            await self._show(update, texts.CHANNEL_GONE, None, edit=True)
+        elif tier is None:
+            await self._reply(update, texts.STALE_BUTTON)
+            await self._show_loaded_channel(update, channel, edit=False)
+        elif order is None:
+            await self._show(update, texts.TOO_MANY_INVOICES, keyboards.channel_tiers(channel), edit=True)
+        else:
+            url = order.invoice_url or await self._invoice_url(update, order, f"{channel.title}, {texts.day_count(tier.days)}")
+            if url is None:
+                await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel), edit=True)
                 return
-            if tier is None:
-                await self._reply(update, texts.STALE_BUTTON)
-                await self._show_channel(update, channel_key, edit=False)
-                return
-            async with conn.transaction():
-                order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
-                if order is None:
-                    order = await orders.create(
-                        conn, order_id=new_order_id(), kind="subscription", user_id=user.id, username=user.username,
-                        channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
-                    )
-                    logger.info("order %s created: user %s, channel %s, %s for %s days", order.order_id, user.id, channel.id, tier.price, tier.days)
-        url = order.invoice_url or await self._invoice_url(update, order, f"{channel.title}, {texts.day_count(tier.days)}")
-        if url is None:
-            await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel), edit=True)
-            return
-        await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
+            await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
+
+    async def _too_many_invoices(self, conn, user_id: int) -> bool:
+        """The per-user cap on new orders (each gets a NowPayments invoice): ``[payments] max_invoices_per_user_hour``."""
+        cap = self.deps.runtime.config.payments.max_invoices_per_user_hour
+        if await orders.created_last_hour(conn, user_id) < cap:
+            return False
+        logger.info("user %s reached %d new invoices in an hour; refused another", user_id, cap)
+        return True
 
     async def _open_keypad(self, update: Update, channel_key: int) -> None:
         """A donation keypad for a channel, in one message that each key press edits."""
@@ -312,6 +401,10 @@ class Handlers:
                         amount = keypad.value(session.amount)
                         if amount is None or not keypad.acceptable(amount, limits.min_amount, limits.max_amount):
                             toast = texts.keypad_refused(amount or 0, limits.min_amount, limits.max_amount)
+                        elif order := await orders.find_reusable_donation(conn, user_id=user.id, channel_id=channel.id, price=amount):
+                            await keypads.finish(conn, user.id)  # the same donation again: its invoice is reused
+                        elif await self._too_many_invoices(conn, user.id):
+                            toast = texts.TOO_MANY_INVOICES
                         else:
                             await keypads.finish(conn, user.id)
                             order = await orders.create(
@@ -333,7 +426,7 @@ class Handlers:
             await self._invoice_donation(update, order, channel)
 
     async def _invoice_donation(self, update: Update, order: orders.Order, channel: channels.Channel) -> None:
-        url = await self._invoice_url(update, order, f"Donation to {channel.title}")
+        url = order.invoice_url or await self._invoice_url(update, order, f"Donation to {channel.title}")
         if url is None:
             await self._show(update, texts.INVOICE_FAILED, None, edit=True)
             return
@@ -360,11 +453,13 @@ class Handlers:
         if user is None:
             return
         now = datetime.now(timezone.utc)
+        markup = None
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 sub = await subscriptions.get_for_update(conn, user.id, channel_key)
                 if sub is None or sub.ends_at <= now:
                     text = texts.LINK_NOT_ACTIVE
+                    markup = keyboards.renew(channel_key)
                 elif sub.last_link_at is not None and now - sub.last_link_at < LINK_INTERVAL:
                     wait = LINK_INTERVAL - (now - sub.last_link_at)
                     text = texts.LINK_TOO_SOON.format(minutes=max(1, int(wait.total_seconds() // 60) + 1))
@@ -376,4 +471,4 @@ class Handlers:
                     )
                     text = texts.LINK_QUEUED
         self.deps.wake_outbox()
-        await self._reply(update, text)
+        await self._reply(update, text, reply_markup=markup)

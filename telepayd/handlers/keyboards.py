@@ -37,6 +37,11 @@ def pay(url: str, price) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(texts.pay_button(price), url=url)]])
 
 
+def renew(channel_key: int) -> InlineKeyboardMarkup:
+    """Back to the channel's plans, for a user whose access has ended."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, callback_data=encode("ch", channel_key))]])
+
+
 def status_links(active: list[Subscription]) -> InlineKeyboardMarkup | None:
     if not active:
         return None

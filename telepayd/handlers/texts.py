@@ -38,7 +38,11 @@ INVOICE_FAILED = (
 BUSY = "Something went wrong on our side. Nothing was charged. Please try again in a minute."
 STATUS_NONE = "You have no subscriptions yet. /start to pick a channel."
 LINK_TOO_SOON = "A new join link can be issued once every 10 minutes. Please try again in {minutes} min."
-LINK_NOT_ACTIVE = "That subscription has ended. /start to renew it."
+LINK_NOT_ACTIVE = "Your access to this channel has ended, so there is no join link to give. Renew it here:"
+TOO_FAST = "One moment, please: I am still answering your previous taps."
+TOO_MANY_INVOICES = (
+    "You have opened many invoices in the last hour. Please pay one of them, or try again in a while."
+)
 LINK_QUEUED = "🔗 A new personal join link is on its way."
 PAGE_NEXT = "Next ▶"
 PAGE_PREVIOUS = "◀ Back"
@@ -106,8 +110,11 @@ def owner_payment(title: str, kind: str, price: Decimal, days: int | None, user_
     return f"💰 New payment in <b>{escape(title)}</b>: {money(price)} ({what}) from {who}."
 
 
-def owner_refund(title: str, price: Decimal, user_id: int) -> str:
-    return f"↩️ A payment of {money(price)} in <b>{escape(title)}</b> by user {user_id} was refunded. Access was not revoked."
+def owner_refund(title: str, price: Decimal, user_id: int, days_taken_back: int | None = None) -> str:
+    text = f"↩️ A payment of {money(price)} in <b>{escape(title)}</b> by user {user_id} was refunded."
+    if days_taken_back:
+        return text + f" The {day_count(days_taken_back)} it bought were taken back."
+    return text
 
 
 def status_line(title: str, ends_at: datetime, active: bool) -> str:
@@ -158,6 +165,17 @@ def channel_post(title: str, description: str, lowest: Decimal | None) -> str:
 SUBSCRIBE = "🔓 Subscribe"
 DONATE = "💝 Donate"
 RENEW = "🔁 Renew"
+
+
+def refunded_buyer(title: str, price: Decimal, ends_at: datetime | None) -> str:
+    text = f"↩️ Your payment of {money(price)} for <b>{escape(title)}</b> was refunded, so the time it bought is taken back."
+    if ends_at is None:
+        return text + " Your access has ended."
+    return text + f" Your access now ends on {date(ends_at)}."
+
+
+def refunded_donation(title: str, price: Decimal) -> str:
+    return f"↩️ Your donation of {money(price)} to <b>{escape(title)}</b> was refunded."
 
 
 def reminder(title: str, ends_at: datetime) -> str:

@@ -6,6 +6,10 @@ also top-level keys (in the top level's sorted order). Some senders sign the ful
 both are accepted. The text is compact, non-ASCII is not escaped, and numbers are written exactly as they
 appear in the raw body (Python's float formatting differs from JavaScript's, so nothing is re-formatted).
 Values nested inside objects are not covered by the documented form: callers must decide nothing on them.
+
+Anyone can post a body here, and it must be parsed before its signature can be checked, so the work done
+without a secret is bounded: a body over ``IPN_SHAPE`` (a real IPN has about 20 keys and one small nested
+object) is refused before any serialisation or hashing, and the serialisation is linear in the body.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import SignatureError
-from .strict_json import JSONBodyError, reject_constant
+from .strict_json import JSONBodyError, Shape, check_document, reject_constant
 
 SIGNATURE_HEADER = "x-nowpayments-sig"
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# Ten times what NowPayments sends, and small enough that serialising and hashing it costs next to nothing.
+IPN_SHAPE = Shape(max_depth=8, max_keys=300, max_containers=60, max_items=300)
 
 
 class _RawNumber(str):
@@ -39,6 +45,7 @@ def _parse_raw(body: bytes) -> dict[str, Any]:
         raise JSONBodyError("The IPN body is not a valid JSON document.") from None
     if not isinstance(value, dict):
         raise JSONBodyError("The IPN body must be a JSON object.")
+    check_document(value, IPN_SHAPE)
     return value
 
 
@@ -47,8 +54,9 @@ def _js_sort_key(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
-def _write(value: Any, out: list[str], allowed: Sequence[str] | None) -> None:
-    """Serialise like ``JSON.stringify``; ``allowed`` is the replacer's key list, or ``None`` to sort all."""
+def _write(value: Any, out: list[str], allowed: dict[str, int] | None) -> None:
+    """Serialise like ``JSON.stringify``; ``allowed`` maps the replacer's keys to their places, or is ``None``
+    to sort every object's keys."""
     if isinstance(value, _RawNumber):
         out.append(value)
     elif isinstance(value, str):
@@ -68,7 +76,8 @@ def _write(value: Any, out: list[str], allowed: Sequence[str] | None) -> None:
         out.append("]")
     else:
         keys: Iterable[str] = (
-            sorted(value, key=_js_sort_key) if allowed is None else [k for k in allowed if k in value]
+            sorted(value, key=_js_sort_key) if allowed is None
+            else sorted((k for k in value if k in allowed), key=allowed.__getitem__)
         )
         out.append("{")
         for index, key in enumerate(keys):
@@ -83,7 +92,7 @@ def _write(value: Any, out: list[str], allowed: Sequence[str] | None) -> None:
 def signed_texts(body: bytes) -> tuple[str, str]:
     """Return the documented (JavaScript replacer) form and the fully sorted form of an IPN body."""
     params = _parse_raw(body)
-    top_keys = sorted(params, key=_js_sort_key)
+    top_keys = {key: place for place, key in enumerate(sorted(params, key=_js_sort_key))}
     documented: list[str] = []
     _write(params, documented, top_keys)
     fully_sorted: list[str] = []

@@ -1,10 +1,17 @@
-"""JSON parsing for untrusted bodies: UTF-8 only, no NaN/Infinity, amounts as ``Decimal``, depth-safe."""
+"""JSON parsing for untrusted bodies: UTF-8 only, no NaN/Infinity, no unpaired surrogates, amounts as
+``Decimal``, depth-safe, and optionally bounded in shape (keys, objects and arrays, depth)."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+# Raw UTF-8 cannot hold a surrogate (decoding refuses it): only a \uD800-\uDFFF escape can produce one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JSONBodyError(ValueError):
@@ -15,14 +22,69 @@ def reject_constant(name: str) -> Any:
     raise JSONBodyError(f"{name} is not a JSON number.")
 
 
+@dataclass(frozen=True)
+class Shape:
+    """Bounds on a document's shape, checked before anything else is done with it."""
+
+    max_depth: int
+    max_keys: int  # object members, all objects together
+    max_containers: int  # objects and arrays together
+    max_items: int  # array items, all arrays together
+
+
+def check_document(value: Any, shape: Shape | None = None, *, surrogates: bool = True) -> None:
+    """Raise ``JSONBodyError`` when ``value`` exceeds ``shape`` or (``surrogates``) holds an unpaired surrogate.
+
+    One pass, no recursion: the cost is linear in the document and stops at the first excess."""
+    keys = containers = items = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if surrogates and not item.isascii() and _SURROGATE.search(item):
+                raise JSONBodyError("The body holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not text.")
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        containers += 1
+        if shape is not None:
+            if depth > shape.max_depth:
+                raise JSONBodyError(f"The body is nested deeper than {shape.max_depth} levels.")
+            if containers > shape.max_containers:
+                raise JSONBodyError(f"The body holds more than {shape.max_containers} objects and arrays.")
+        if isinstance(item, dict):
+            keys += len(item)
+            if shape is not None and keys > shape.max_keys:
+                raise JSONBodyError(f"The body holds more than {shape.max_keys} keys.")
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        else:
+            items += len(item)
+            if shape is not None and items > shape.max_items:
+                raise JSONBodyError(f"The body holds more than {shape.max_items} array items.")
+            stack.extend((v, depth + 1) for v in item)
+
+
+def may_hold_surrogates(body: bytes) -> bool:
+    """Cheap test on the raw body: False means no parsed string can hold a surrogate."""
+    return _SURROGATE_ESCAPE.search(body) is not None
+
+
 def parse_json(body: bytes, *, decimals: bool = True) -> Any:
     """Parse ``body`` (fractions as ``Decimal`` unless ``decimals`` is false); raise ``JSONBodyError``."""
+    value = _loads(body, parse_float=Decimal if decimals else float)
+    if may_hold_surrogates(body):
+        check_document(value)
+    return value
+
+
+def _loads(body: bytes, **hooks: Any) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise JSONBodyError("The body is not valid UTF-8.") from None
     try:
-        return json.loads(text, parse_float=Decimal if decimals else float, parse_constant=reject_constant)
+        return json.loads(text, parse_constant=reject_constant, **hooks)
     except JSONBodyError:
         raise
     except RecursionError:

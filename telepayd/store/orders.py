@@ -71,6 +71,26 @@ async def find_reusable(conn: AsyncConnection, *, user_id: int, tier_id: int) ->
     return await cursor.fetchone()
 
 
+async def find_reusable_donation(conn: AsyncConnection, *, user_id: int, channel_id: int, price: Decimal) -> Order | None:
+    """An unpaid donation order of the last hour to the same channel for the same amount (its invoice reused)."""
+    cursor = conn.cursor(row_factory=class_row(Order))
+    await cursor.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND kind = 'donation' AND channel_id = %s AND price = %s"
+        " AND status IN ('created', 'invoiced') AND created_at > now() - interval '1 hour' ORDER BY created_at DESC LIMIT 1",
+        [user_id, channel_id, price],
+    )
+    return await cursor.fetchone()
+
+
+async def created_last_hour(conn: AsyncConnection, user_id: int) -> int:
+    """How many orders (each with its own invoice) the user started in the last hour."""
+    cursor = await conn.execute(
+        "SELECT count(*) FROM orders WHERE user_id = %s AND created_at > now() - interval '1 hour'", [user_id]
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def set_invoice(conn: AsyncConnection, order_id: str, invoice_id: str, invoice_url: str) -> None:
     await conn.execute(
         "UPDATE orders SET invoice_id = %s, invoice_url = %s, status = 'invoiced', updated_at = now()"

@@ -26,9 +26,17 @@ class OutboxMessage:
 _SELECT = "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
 
 
-async def enqueue(conn: AsyncConnection, kind: str, chat_id: int, payload: dict[str, Any]) -> int:
+# Delivered first: what a buyer is waiting for. Everything else is priority 1.
+BUYER_WAITS = 0
+IN_TURN = 1
+
+
+async def enqueue(
+    conn: AsyncConnection, kind: str, chat_id: int, payload: dict[str, Any], *, priority: int = IN_TURN
+) -> int:
     cursor = await conn.execute(
-        "INSERT INTO outbox (kind, chat_id, payload) VALUES (%s, %s, %s) RETURNING id", [kind, chat_id, Jsonb(payload)]
+        "INSERT INTO outbox (kind, chat_id, payload, priority) VALUES (%s, %s, %s, %s) RETURNING id",
+        [kind, chat_id, Jsonb(payload), priority],
     )
     row = await cursor.fetchone()
     assert row is not None
@@ -45,15 +53,22 @@ async def enqueue_join_link(
         payload["fresh"] = True
     else:
         payload["ends_at"] = ends_at.isoformat()
-    return await enqueue(conn, "join_link", user_id, payload)
+    return await enqueue(conn, "join_link", user_id, payload, priority=BUYER_WAITS)
+
+
+async def enqueue_removal(conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, channel_key: int) -> int:
+    """Remove ``user_id`` from the closed channel (unless they paid again meanwhile), revoke their open
+    invite links there, and tell them, with a Renew button."""
+    return await enqueue(conn, "remove_member", user_id,
+                         {"closed_chat_id": closed_chat_id, "title": title, "channel_key": channel_key})
 
 
 async def due(conn: AsyncConnection, limit: int, *, skip_chats: list[int] | None = None) -> list[OutboxMessage]:
-    """Pending messages whose time has come, oldest first, leaving out chats that must wait."""
+    """Pending messages whose time has come, buyers' first, then oldest first, leaving out chats that must wait."""
     cursor = conn.cursor(row_factory=class_row(OutboxMessage))
     await cursor.execute(
         _SELECT + " WHERE status = 'pending' AND next_attempt_at <= now()"
-        " AND (chat_id IS NULL OR NOT chat_id = ANY(%(skip)s)) ORDER BY id LIMIT %(limit)s",
+        " AND (chat_id IS NULL OR NOT chat_id = ANY(%(skip)s)) ORDER BY priority, id LIMIT %(limit)s",
         {"skip": skip_chats or [], "limit": limit},
     )
     return await cursor.fetchall()

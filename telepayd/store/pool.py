@@ -21,20 +21,26 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def create_pool(config: DatabaseConfig, *, application_name: str = "telepayd") -> AsyncConnectionPool:
-    """Build the pool, closed: the caller opens it with ``await pool.open(wait=False)``."""
+def create_pool(
+    config: DatabaseConfig, *, application_name: str = "telepayd", name: str = "telepayd",
+    min_size: int | None = None, max_size: int | None = None, max_waiting: int = 0,
+) -> AsyncConnectionPool:
+    """Build a pool (sized by ``config`` unless told otherwise), closed: the caller opens it with
+    ``await pool.open(wait=False)``. ``max_waiting`` > 0 refuses at once (``TooManyRequests``) a request
+    that would wait behind that many others."""
     kwargs: dict[str, object] = {"application_name": application_name, "connect_timeout": max(1, int(config.timeout_seconds))}
     if config.password:
         kwargs["password"] = config.password
     return AsyncConnectionPool(
         config.dsn,
         kwargs=kwargs,
-        min_size=config.min_size,
-        max_size=config.max_size,
+        min_size=config.min_size if min_size is None else min_size,
+        max_size=config.max_size if max_size is None else max_size,
+        max_waiting=max_waiting,
         timeout=config.timeout_seconds,
         open=False,
         check=AsyncConnectionPool.check_connection,
-        name="telepayd",
+        name=name,
         reconnect_timeout=3600.0,
     )
 

@@ -27,6 +27,7 @@ class JoinLink:
     chat_id: int
     expires_at: datetime
     approved_at: datetime | None
+    revoked_at: datetime | None
 
 
 async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: int) -> datetime:
@@ -42,6 +43,20 @@ async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: 
     row = await cursor.fetchone()
     assert row is not None
     return row[0]
+
+
+async def shorten(conn: AsyncConnection, *, user_id: int, channel_id: int, days: int) -> datetime | None:
+    """Take ``days`` back from the end, never below now; return the new end (None: no subscription).
+
+    An end that reaches now leaves the row for the sweeper, which removes the member as at expiry."""
+    cursor = await conn.execute(
+        "UPDATE subscriptions SET ends_at = least(ends_at, greatest(now(), ends_at - make_interval(days => %(days)s))),"
+        " updated_at = now()"
+        " WHERE user_id = %(user)s AND channel_id = %(channel)s RETURNING ends_at",
+        {"user": user_id, "channel": channel_id, "days": days},
+    )
+    row = await cursor.fetchone()
+    return row[0] if row else None
 
 
 async def shorten_to_now(conn: AsyncConnection, *, user_id: int, channel_id: int) -> bool:
@@ -87,7 +102,7 @@ async def add_join_link(
     )
 
 
-_SELECT_JOIN_LINK = "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at FROM join_links"
+_SELECT_JOIN_LINK = "SELECT invite_link, order_id, user_id, chat_id, expires_at, approved_at, revoked_at FROM join_links"
 
 
 async def get_join_link(conn: AsyncConnection, invite_link: str) -> JoinLink | None:
@@ -110,6 +125,30 @@ async def join_links_for_order(conn: AsyncConnection, order_id: str) -> list[Joi
         [order_id],
     )
     return await cursor.fetchall()
+
+
+async def usable_join_links(conn: AsyncConnection, user_id: int, chat_id: int) -> list[str]:
+    """The user's links to ``chat_id`` that Telegram would still honour (not expired, not revoked)."""
+    cursor = await conn.execute(
+        "SELECT invite_link FROM join_links WHERE user_id = %s AND chat_id = %s AND revoked_at IS NULL"
+        " AND expires_at > now() ORDER BY created_at",
+        [user_id, chat_id],
+    )
+    return [row[0] for row in await cursor.fetchall()]
+
+
+async def mark_revoked(conn: AsyncConnection, invite_link: str) -> None:
+    await conn.execute("UPDATE join_links SET revoked_at = now() WHERE invite_link = %s AND revoked_at IS NULL", [invite_link])
+
+
+async def has_access(conn: AsyncConnection, user_id: int, closed_chat_id: int) -> bool:
+    """True while the user's access to the closed channel ``closed_chat_id`` runs (paid or granted)."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM subscriptions s JOIN channels c ON c.id = s.channel_id"
+        " WHERE s.user_id = %s AND c.closed_channel_id = %s AND s.ends_at > now() LIMIT 1",
+        [user_id, closed_chat_id],
+    )
+    return await cursor.fetchone() is not None
 
 
 async def is_active(conn: AsyncConnection, user_id: int, channel_id: int) -> bool:

@@ -45,11 +45,14 @@ WITH incoming AS (
     FROM incoming i
     JOIN fresh USING (webhook_id)
     CROSS JOIN LATERAL (SELECT i.body::jsonb AS doc) b
-    RETURNING id, webhook_id
+    RETURNING id, webhook_id, open_channel_id
 ), queued AS (
-    -- The owner's message, in the same transaction; its chat is resolved at delivery.
+    -- The owner's message, in the same transaction, to the owner of the channel on sale now (NULL when
+    -- none is: delivery looks again, then records the notification as undeliverable).
     INSERT INTO outbox (kind, chat_id, payload)
-    SELECT 'notification', NULL, jsonb_build_object('notification_id', id) FROM stored
+    SELECT 'notification', c.owner_chat_id, jsonb_build_object('notification_id', s.id)
+    FROM stored s
+    LEFT JOIN channels c ON c.open_channel_id::text = s.open_channel_id AND c.removed_at IS NULL
 )
 SELECT webhook_id FROM stored
 """

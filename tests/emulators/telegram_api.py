@@ -6,6 +6,7 @@ It answers the methods telepayd uses, records every call, and can be told to fai
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -38,6 +39,7 @@ class TelegramState:
     limits: dict[str, float] | None = None
     sends: list[tuple[float, int]] = field(default_factory=list)  # (time, chat) of accepted sends
     editable: set[tuple[int, int]] = field(default_factory=set)  # (chat, message) that exist
+    slow: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait before answering
 
     def over_limit(self, chat_id: int, now: float) -> int | None:
         """The retry_after Telegram would answer, or None when this send is within the limits."""
@@ -99,6 +101,9 @@ def _result(state: TelegramState, method: str, p: dict[str, Any]) -> Any:
         return {"invite_link": f"https://t.me/+{secrets.token_urlsafe(12)}", "creator": BOT_USER,
                 "creates_join_request": bool(p.get("creates_join_request")), "is_primary": False, "is_revoked": False,
                 "name": p.get("name"), "expire_date": p.get("expire_date")}
+    if method == "revokeChatInviteLink":
+        return {"invite_link": p.get("invite_link"), "creator": BOT_USER, "creates_join_request": True,
+                "is_primary": False, "is_revoked": True}
     if method in ("answerCallbackQuery", "approveChatJoinRequest", "declineChatJoinRequest", "unbanChatMember",
                   "banChatMember", "setWebhook", "deleteWebhook", "setMyCommands", "deleteMessage"):
         return True
@@ -118,6 +123,9 @@ async def bot_method(request: web.Request) -> web.Response:
         params = _params(dict(await request.post()))
     call = {"method": method, "params": params, "token": request.match_info["token"], "at": time.time(), "ok": False}
     state.calls.append(call)
+    delay = state.slow.get(method, state.slow.get("*", 0.0))
+    if delay:
+        await asyncio.sleep(delay)
     failure = state.failure_for(method)
     sends = method in ("sendMessage", "editMessageText")
     if failure is None and sends:
@@ -162,6 +170,13 @@ async def control_fail(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def control_slow(request: web.Request) -> web.Response:
+    """``{"method": "sendMessage", "seconds": 3}``: answer that method (``*``: every method) that much later."""
+    body = await request.json()
+    request.app["telegram"].slow[body.get("method", "*")] = float(body["seconds"])
+    return web.json_response({"ok": True})
+
+
 async def control_limits(request: web.Request) -> web.Response:
     request.app["telegram"].limits = (await request.json()) or None
     return web.json_response({"ok": True})
@@ -170,6 +185,7 @@ async def control_limits(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app["telegram"] = TelegramState()
     app.router.add_post("/_emulator/telegram/limits", control_limits)
+    app.router.add_post("/_emulator/telegram/slow", control_slow)
     app.router.add_post("/bot{token}/{method}", bot_method)
     app.router.add_get("/_emulator/telegram/calls", control_calls)
     app.router.add_post("/_emulator/telegram/fail", control_fail)

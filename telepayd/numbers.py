@@ -1,0 +1,35 @@
+"""Whole numbers typed by people and programs: ASCII digits only.
+
+``str.isdigit()`` and ``int()`` accept far more than ``0-9`` (``"²"``, Arabic-Indic ``"٣"``, ``"1_000"``,
+surrounding spaces), and ``int("²")`` raises after ``isdigit()`` said yes. Deep links, callback data, IPN
+ids and command-line ids go through here instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+_UNSIGNED = re.compile(r"[0-9]{1,19}")
+_SIGNED = re.compile(r"-?[0-9]{1,19}")
+
+
+def ascii_int(text: object, *, signed: bool = False) -> int | None:
+    """``text`` as an int when it is 1-19 ASCII digits (with a leading ``-`` if ``signed``), else None."""
+    if not isinstance(text, str):
+        return None
+    match = (_SIGNED if signed else _UNSIGNED).fullmatch(text)
+    return int(text) if match else None
+
+
+def argument(signed: bool = False):
+    """An argparse ``type=`` that accepts ASCII digits only, with a clear message otherwise."""
+
+    def parse(text: str) -> int:
+        value = ascii_int(text, signed=signed)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number written with the digits 0-9")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
