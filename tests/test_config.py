@@ -121,3 +121,27 @@ def test_run_with_bad_config_exits_with_the_config_code(tmp_path):
     )
     assert result.returncode == 78
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_slow_client_limits_have_defaults_and_bounds(files):
+    server = load(files.path).server
+    assert (server.header_timeout_seconds, server.body_timeout_seconds) == (10.0, 10.0)
+    assert (server.keepalive_timeout_seconds, server.max_connections) == (15.0, 4096)
+    files.settings = {"server": {"header_timeout_seconds": 2.5, "body_timeout_seconds": 300,
+                                 "keepalive_timeout_seconds": 1, "max_connections": 16}}
+    files.write()
+    server = load(files.path).server
+    assert (server.header_timeout_seconds, server.body_timeout_seconds) == (2.5, 300.0)
+    assert (server.keepalive_timeout_seconds, server.max_connections) == (1.0, 16)
+
+    files.settings = {"server": {"header_timeout_seconds": 0, "body_timeout_seconds": "10",
+                                 "keepalive_timeout_seconds": 3601, "max_connections": 15}}
+    found = problems(files)
+    assert found == [
+        f"{files.path}: [server] header_timeout_seconds: expected a number of seconds from 1 to 300, got 0",
+        f"{files.path}: [server] body_timeout_seconds: expected a number of seconds from 1 to 300, got '10'",
+        f"{files.path}: [server] keepalive_timeout_seconds: expected a number of seconds from 1 to 3600, got 3601",
+        f"{files.path}: [server] max_connections: expected a whole number from 16 to 1000000, got 15",
+    ]
+    files.settings = {"server": {"max_connections": 1_000_001, "header_timeout_seconds": True}}
+    assert len(problems(files)) == 2

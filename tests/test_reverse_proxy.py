@@ -98,7 +98,8 @@ def test_caddyfile_overwrites_forwarded_for(config_files, start_daemon, tmp_path
     caddyfile = (PACKAGING / "caddy" / "Caddyfile").read_text()
     caddyfile = caddyfile.replace("127.0.0.1:8080", f"127.0.0.1:{config_files.port}")
     # Plain HTTP on loopback for the test (no certificates); the proxying is the shipped one.
-    caddyfile = "{\n\tadmin off\n\tauto_https off\n}\n" + caddyfile.replace("telepay.example.com {", f"http://127.0.0.1:{port} {{")
+    caddyfile = caddyfile.replace("\n{\n", "\n{\n\tadmin off\n\tauto_https off\n", 1)  # into its global options
+    caddyfile = caddyfile.replace("telepay.example.com {", f"http://127.0.0.1:{port} {{")
     (tmp_path / "Caddyfile").write_text(caddyfile)
     caddy = subprocess.Popen(["caddy", "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
                              env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
