@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one after the other."""
 
-from bench import http, outbox, packaged, rate_limiter
+from bench import attack, http, outbox, packaged, rate_limiter
 
 rate_limiter.main()
 print()
@@ -9,3 +9,5 @@ print()
 outbox.main()
 print()
 packaged.main()
+print()
+attack.main()

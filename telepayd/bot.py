@@ -23,10 +23,18 @@ logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query", "chat_join_request", "chat_member", "my_chat_member"]
 MAX_BACKOFF_SECONDS = 60.0
+# Updates handled at once (each takes a bot pool connection for a moment, and Telegram calls), and updates
+# waiting to be: beyond that the webhook answers 503 and Telegram delivers the update again later.
+CONCURRENT_UPDATES = 64
+MAX_QUEUED_UPDATES = 2000
+
+
+class BotBusy(Exception):
+    """Too many updates are waiting: Telegram should deliver this one again later."""
 
 
 def build_application(config: TelegramConfig) -> Application:
-    builder = Application.builder().token(config.token).base_url(config.api_base_url).concurrent_updates(True)
+    builder = Application.builder().token(config.token).base_url(config.api_base_url).concurrent_updates(CONCURRENT_UPDATES)
     if config.mode == "webhook":
         builder = builder.updater(None)
     return builder.build()
@@ -87,7 +95,10 @@ class TelegramBot:
         logger.info("Telegram bot @%s ready (%s mode)", self.application.bot.username, self.config.mode)
 
     async def feed(self, data: dict[str, Any]) -> None:
-        """Queue one update from the webhook; raises ``ValueError`` when it is not an Update."""
+        """Queue one update from the webhook; raises ``ValueError`` when it is not an Update and ``BotBusy``
+        when too many are waiting already."""
+        if self.application.update_queue.qsize() >= MAX_QUEUED_UPDATES:
+            raise BotBusy()
         update_id = data.get("update_id")
         if isinstance(update_id, bool) or not isinstance(update_id, int):
             raise ValueError("an update needs an integer update_id")

@@ -13,6 +13,7 @@ from psycopg_pool import PoolTimeout
 from .app_keys import (
     body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, supervisor_key, sweeper_key, webhook_id_key,
 )
+from .bot import BotBusy
 from .errors import StoreUnavailable
 from .http_errors import RETRY_AFTER_SECONDS, ApiError, database_unavailable
 from .ingest import UnstorableMessage
@@ -169,6 +170,9 @@ async def post_telegram(request: web.Request) -> web.Response:
                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     try:
         await bot.feed(parse_json_object(request[body_key], decimals=False))
+    except BotBusy:
+        raise ApiError(503, "bot_busy", "Too many updates are waiting; deliver this one again later.",
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
     except JSONBodyError as exc:
         raise ApiError(400, "invalid_json", str(exc)) from None
     except ValueError as exc:

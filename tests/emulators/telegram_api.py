@@ -40,6 +40,7 @@ class TelegramState:
     sends: list[tuple[float, int]] = field(default_factory=list)  # (time, chat) of accepted sends
     editable: set[tuple[int, int]] = field(default_factory=set)  # (chat, message) that exist
     slow: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait before answering
+    answered: dict[str, asyncio.Event] = field(default_factory=dict)  # callback_query_id -> answered
 
     def over_limit(self, chat_id: int, now: float) -> int | None:
         """The retry_after Telegram would answer, or None when this send is within the limits."""
@@ -145,6 +146,8 @@ async def bot_method(request: web.Request) -> web.Response:
     if result is None:
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
     call["ok"] = True
+    if method == "answerCallbackQuery":
+        state.answered.setdefault(str(params.get("callback_query_id")), asyncio.Event()).set()
     if isinstance(result, dict) and "message_id" in result:
         call["message_id"] = result["message_id"]
         state.editable.add((int(result["chat"]["id"]), int(result["message_id"])))
@@ -170,6 +173,20 @@ async def control_fail(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def control_answered(request: web.Request) -> web.Response:
+    """Wait (at most ``timeout`` seconds) until the bot answered the callback query ``id``; forget it then."""
+    state: TelegramState = request.app["telegram"]
+    query_id = request.match_info["id"]
+    event = state.answered.setdefault(query_id, asyncio.Event())
+    try:
+        await asyncio.wait_for(event.wait(), float(request.query.get("timeout", "10")))
+    except TimeoutError:
+        return web.json_response({"answered": False})
+    finally:
+        state.answered.pop(query_id, None)
+    return web.json_response({"answered": True})
+
+
 async def control_slow(request: web.Request) -> web.Response:
     """``{"method": "sendMessage", "seconds": 3}``: answer that method (``*``: every method) that much later."""
     body = await request.json()
@@ -186,6 +203,7 @@ def add_routes(app: web.Application) -> None:
     app["telegram"] = TelegramState()
     app.router.add_post("/_emulator/telegram/limits", control_limits)
     app.router.add_post("/_emulator/telegram/slow", control_slow)
+    app.router.add_get("/_emulator/telegram/answered/{id}", control_answered)
     app.router.add_post("/bot{token}/{method}", bot_method)
     app.router.add_get("/_emulator/telegram/calls", control_calls)
     app.router.add_post("/_emulator/telegram/fail", control_fail)
