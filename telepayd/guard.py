@@ -1,7 +1,7 @@
 """The security chain between aiohttp and the views, composed per route when the route is registered.
 
 Every answer gets a request id, the security headers and JSON errors, and never a traceback. Routes called
-by someone in particular then get, in the order of DESIGN.md: client address through trusted proxies only
+by someone in particular then get, in the order of docs/DESIGN.md: client address through trusted proxies only
 (400) → allowlist (403) → rate limit (429) → body size (413) → content type (415) → signature (401); the
 views parse JSON (400) and check the schema (422). Each caller has one check function, picked when the
 route is registered, so a request runs its chain top to bottom without asking who it is for.

@@ -1,4 +1,4 @@
-"""The money rules (DESIGN.md): how an IPN changes an order, applied once, in one transaction with its effects.
+"""The money rules (docs/DESIGN.md): how an IPN changes an order, applied once, in one transaction with its effects.
 
 Status order: waiting < confirming < confirmed < sending < partially_paid < finished; failed, expired and
 refunded are final. Each (payment_id, status) is applied once; an older status after a newer one changes
