@@ -81,3 +81,101 @@ def test_pyz_contents(pyz):
     # No copy of libpq or OpenSSL inside: psycopg runs over the system's libpq5.
     assert not [n for n in names if "psycopg_binary" in n or "libssl" in n or "libpq" in n]
     assert os.access(pyz, os.X_OK)
+
+
+needs_system_python = pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs Debian's /usr/bin/python3")
+TAMPERED = "raise SystemExit('tampered code ran')\n"
+
+
+def unpacked(pyz: Path, cache: Path) -> Path:
+    """Run the pyz once, which unpacks it into ``cache``; return the unpacked tree."""
+    result = run_pyz_to_end(pyz, "--version", env={"XDG_CACHE_HOME": str(cache)})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    (tree,) = (cache / "telepayd").iterdir()
+    return tree
+
+
+def run_version(pyz: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    result = run_pyz_to_end(pyz, "--version", env={"XDG_CACHE_HOME": str(cache)})
+    assert result.returncode == 0 and result.stdout.strip() == f"telepayd {__version__}", result.stderr
+    return result
+
+
+def fresh(tree: Path) -> bool:
+    """The tree was unpacked again and the old one removed: this user's, writable by nobody else."""
+    return [p.name for p in tree.parent.iterdir()] == [tree.name] and all(
+        p.lstat().st_uid == os.getuid() and not p.lstat().st_mode & 0o022 and not p.is_symlink()
+        for p in [tree, *tree.rglob("*")]
+    )
+
+
+@needs_system_python
+def test_an_intact_cache_is_used_as_it_is(pyz, tmp_path):
+    tree = unpacked(pyz, tmp_path / "cache")
+    inode = tree.stat().st_ino
+    assert run_version(pyz, tmp_path / "cache").stderr == ""
+    assert tree.stat().st_ino == inode and fresh(tree)  # not unpacked again
+    import zipfile
+
+    with zipfile.ZipFile(pyz) as archive:  # and Python wrote nothing into it (no bytecode rewritten)
+        changed = [name for name in archive.namelist()
+                   if (tree / name).is_file() and (tree / name).read_bytes() != archive.read(name)]
+    assert changed == []
+
+
+@needs_system_python
+@pytest.mark.parametrize("tamper", ["edited", "symlinked", "shadowed"])
+def test_a_tampered_cache_is_not_used(pyz, tmp_path, tamper):
+    tree = unpacked(pyz, tmp_path / "cache")
+    cli = tree / "telepayd" / "cli.py"
+    original = cli.read_bytes()
+    if tamper == "shadowed":  # an extension module is imported before the source of the same name
+        ask = "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"
+        suffix = subprocess.run([str(SYSTEM_PYTHON), "-c", ask], capture_output=True, text=True, check=True).stdout.strip()
+        (cli.parent / f"cli{suffix}").write_bytes(b"not a shared object")
+    else:
+        (pyc,) = (cli.parent / "__pycache__").glob("cli.*.pyc")
+        pyc.unlink()  # so that Python would compile the source
+        if tamper == "edited":
+            cli.write_text(TAMPERED)
+        else:
+            (tmp_path / "evil.py").write_text(TAMPERED)
+            cli.unlink()
+            cli.symlink_to(tmp_path / "evil.py")
+    result = run_version(pyz, tmp_path / "cache")
+    assert "tampered code ran" not in result.stderr and "afresh" in result.stderr
+    assert cli.read_bytes() == original and fresh(tree)
+
+
+@needs_system_python
+@pytest.mark.parametrize("writable", ["tree", "file"])
+def test_a_cache_writable_by_others_is_not_used(pyz, tmp_path, writable):
+    cache = tmp_path / "cache"
+    tree = unpacked(pyz, cache)
+    path = tree if writable == "tree" else tree / "telepayd" / "cli.py"
+    path.chmod(path.stat().st_mode | 0o022)
+    result = run_version(pyz, cache)
+    assert "afresh" in result.stderr and fresh(tree)
+    # A cache directory others may write cannot be made safe by unpacking into it: the zip is used.
+    (cache / "telepayd").chmod(0o777)
+    result = run_version(pyz, cache)
+    assert "is writable by others" in result.stderr and "running the slower pure-Python way" in result.stderr
+
+
+@needs_system_python
+@pytest.mark.skipif(os.getuid() != 0, reason="giving files to another user needs root")
+def test_a_cache_owned_by_another_user_is_not_used(pyz, tmp_path):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    cache = tmp_path / "cache"
+    tree = unpacked(pyz, cache)
+    for path in [tree, *tree.rglob("*")]:
+        os.chown(path, nobody, -1, follow_symlinks=False)
+    result = run_version(pyz, cache)
+    assert f"belongs to uid {nobody}" in result.stderr and "afresh" in result.stderr and fresh(tree)
+    os.chown(tree / "telepayd" / "cli.py", nobody, -1)  # one file is enough
+    assert "afresh" in run_version(pyz, cache).stderr and fresh(tree)
+    os.chown(cache / "telepayd", nobody, -1)
+    result = run_version(pyz, cache)
+    assert f"belongs to uid {nobody}" in result.stderr and "running the slower pure-Python way" in result.stderr
