@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from telepayd.security.webhook_signature import generate_secret, sign
 from tests.harness import Daemon, Emulator, TelegramUser, http_post
 from tools.local_config import ConfigFiles
-from tools.local_postgres import LocalPostgres
+from tools.local_postgres import LocalPostgres, require_free_port
 
 PORT = int(os.environ.get("TELEPAYD_PORT", "8080"))
 OPEN, CLOSED, OWNER = -1001111111111, -1002222222222, 555000111
@@ -144,6 +145,7 @@ def rotate_secret(files: ConfigFiles, emulator: Emulator, daemon: Daemon) -> Non
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    require_free_port(PORT, "make demo")
     workdir = Path(tempfile.mkdtemp(prefix="telepayd-demo-"))
     say("Starting a throwaway PostgreSQL and the Telegram / NowPayments emulators")
     cluster = LocalPostgres().start()
@@ -198,6 +200,7 @@ telepayd stays up on http://127.0.0.1:{PORT} (Ctrl-C stops everything). Try:
             say(f"telepayd stopped (exit code {code})")
         emulator.stop()
         cluster.remove()
+        shutil.rmtree(workdir, ignore_errors=True)  # it holds the generated secrets
 
 
 if __name__ == "__main__":

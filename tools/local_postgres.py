@@ -34,6 +34,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def require_free_port(port: int, command: str) -> None:
+    """Stop at once, saying the way out, when something already listens on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} on 127.0.0.1 is taken (another telepayd?); "
+                             f"use another one: TELEPAYD_PORT={port + 1} {command}") from None
+
+
 class LocalPostgres:
     """Start with ``start()``, stop with ``stop()``; ``dsn(dbname)`` connects as the superuser."""
 
