@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import signal
+import socket
+import stat
 import threading
 
 from aiohttp import web
@@ -114,10 +116,32 @@ async def _refresh_status(runtime: Runtime, app: web.Application, notifier: Noti
             last = line
 
 
-def _site(runner: web.AppRunner, config: Config) -> web.BaseSite:
+def _listen(config: Config) -> socket.socket:
+    """Bind the listening socket (TCP, or a unix socket the proxy reaches through the group); ``OSError``
+    when that is impossible. Done first, so that a taken port fails in a moment, before anything starts."""
     if config.server.unix_socket:
-        return web.UnixSite(runner, config.server.unix_socket)
-    return web.TCPSite(runner, config.server.host, config.server.port, reuse_address=True)
+        path = config.server.unix_socket
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)  # left by a daemon that did not stop cleanly
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o660)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    family, kind, proto, _, address = socket.getaddrinfo(
+        config.server.host, config.server.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 async def serve(config: Config) -> int:
@@ -130,23 +154,23 @@ async def serve(config: Config) -> int:
     loop.add_signal_handler(signal.SIGINT, runtime.request_stop)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
 
+    try:
+        sock = _listen(config)
+    except OSError as exc:
+        logger.critical("cannot listen on %s: %s (another telepayd running? or set [server] %s)", _where(config),
+                        exc.strerror or exc, "unix_socket" if config.server.unix_socket else "host and port")
+        return EXIT_FAILURE
     app = create_app(runtime)
-    # Both sites (TCP or unix socket) serve through the connection guard: header deadline, connection bound.
+    # The site serves through the connection guard: header deadline, connection bound.
     runner = GuardedAppRunner(app, runtime, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     try:
         await runner.setup()
     except SchemaTooNew as exc:
         logger.critical("%s", exc)
+        sock.close()
         return EXIT_SCHEMA_TOO_NEW
-    try:
-        site = _site(runner, config)
-        await site.start()
-    except OSError as exc:
-        logger.critical("cannot listen on %s: %s", _where(config), exc.strerror or exc)
-        await runner.cleanup()
-        return EXIT_FAILURE
-    if config.server.unix_socket:
-        os.chmod(config.server.unix_socket, 0o660)  # the proxy reaches it through the group
+    site = web.SockSite(runner, sock)
+    await site.start()
 
     tasks = [
         asyncio.create_task(_reload_on_signal(runtime, app, reload_requested, notifier), name="reload"),

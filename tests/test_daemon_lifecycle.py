@@ -210,3 +210,23 @@ async def test_unix_socket_listener(tmp_path, database_dsn, start_daemon, emulat
             assert response.status == 202
         async with session.get("http://local/health") as response:
             assert response.status == 200
+
+
+def test_a_taken_port_fails_at_once_before_anything_starts(config_files, start_daemon, emulator):
+    import socket
+    import time
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", config_files.port))
+        taken.listen()
+        started = time.monotonic()
+        daemon = start_daemon(config_files, wait=False)
+        assert daemon.process.wait(20) == 1
+        elapsed = time.monotonic() - started
+    assert "cannot listen on 127.0.0.1" in daemon.log() and "Address already in use" in daemon.log()
+    assert "Traceback" not in daemon.log()
+    # Nothing was started before the bind: no migration ran, Telegram was never called.
+    with psycopg.connect(config_files.dsn) as conn:
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+    assert emulator.calls("getMe") == []
+    assert elapsed < 10, elapsed  # not the 20 s wait for READY of before (a bound, not a benchmark)
