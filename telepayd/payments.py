@@ -86,6 +86,21 @@ def parse_ipn(document: dict[str, Any]) -> Ipn:
     )
 
 
+def ignored_because(current: str | None, incoming: str) -> str | None:
+    """Why an IPN saying ``incoming`` changes nothing for a payment whose status is ``current`` (None for a
+    payment not seen before); None when it applies. Statuses only move forward, final ones never change,
+    and after ``finished`` only ``refunded`` does anything."""
+    if current is None:
+        return None
+    if current in FINAL_STATUSES:
+        return f"ignored: {current} is final"
+    if incoming not in FINAL_STATUSES and STATUS_RANK[incoming] <= STATUS_RANK[current]:
+        return f"ignored: older than {current}"
+    if current == "finished" and incoming != "refunded":
+        return "ignored: finished can only be refunded"
+    return None
+
+
 def new_order_id() -> str:
     """Opaque and unique: 'tp_' + 20 random base32 characters (fits an invite link's 32-character name)."""
     return "tp_" + secrets.token_hex(10)
@@ -126,13 +141,9 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     if payment is not None and payment.order_id != order.order_id:
         await _anomaly(conn, "payment_order_mismatch", f"payment {ipn.payment_id} moved from {payment.order_id} to {order.order_id}", order.order_id)
         return "payment_order_mismatch"
-    if payment is not None:
-        if payment.status in FINAL_STATUSES:
-            return f"ignored: {payment.status} is final"
-        if ipn.payment_status not in FINAL_STATUSES and STATUS_RANK[ipn.payment_status] <= STATUS_RANK[payment.status]:
-            return f"ignored: older than {payment.status}"
-        if payment.status == "finished" and ipn.payment_status != "refunded":
-            return "ignored: finished can only be refunded"
+    ignored = ignored_because(payment.status if payment is not None else None, ipn.payment_status)
+    if ignored:
+        return ignored
     await payments.upsert(
         conn, payment_id=ipn.payment_id, order_id=order.order_id, status=ipn.payment_status,
         actually_paid=ipn.actually_paid, pay_currency=ipn.pay_currency,

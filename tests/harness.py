@@ -130,9 +130,11 @@ class Emulator:
 
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Its own log file: what it prints (a client hanging up on it) must not interleave with pytest's output.
+        self.log_file = tempfile.NamedTemporaryFile(prefix="telepayd-emulator-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.emulators.server", str(self.port)],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=self.log_file, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while True:
@@ -141,7 +143,7 @@ class Emulator:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("the emulator did not start") from None
+                    raise RuntimeError(f"the emulator did not start: {Path(self.log_file.name).read_text()[-2000:]}") from None
                 time.sleep(0.05)
 
     def _call(self, method: str, path: str, body: object = None) -> object:
@@ -197,7 +199,13 @@ class Emulator:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+        os.unlink(self.log_file.name)
 
 
 class TelegramUser:

@@ -419,9 +419,11 @@ class Handlers:
                         else:
                             await keypads.set_amount(conn, user.id, typed)
                             edit = (texts.keypad(channel.title, typed, limits.min_amount, limits.max_amount), keyboards.donation_keypad())
-        await query.answer(toast)
+        # The edit first, then the answer: the key's spinner stops once the amount shown is the new one
+        # (and whoever waits for the answer, a person or a test, sees the result of the press).
         if edit is not None:
             await self._show(update, edit[0], edit[1], edit=True)
+        await query.answer(toast)
         if order is not None and channel is not None:
             await self._invoice_donation(update, order, channel)
 
