@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -203,13 +204,30 @@ def _exit_if_stuck(seconds: float) -> None:
     (a task that ignores cancellation, a thread that never returns), it exits, saying so, before systemd's
     ``TimeoutStopSec`` would kill it without a word. A thread, so that it works even if the loop is stuck."""
 
+    loop = asyncio.get_running_loop()
+
     def give_up() -> None:
-        logger.critical("the stop did not finish within %.0f s; exiting now", seconds)
+        logger.critical("the stop did not finish within %.0f s; exiting now. What was still running:", seconds)
+        with contextlib.suppress(RuntimeError):  # the loop's task set may change under this thread
+            for task in list(asyncio.all_tasks(loop)):
+                logger.critical("task %s: %s", task.get_name(), " -> ".join(_awaiting(task.get_coro())))
+        faulthandler.dump_traceback(all_threads=True)  # to stderr: where each thread is
         os._exit(EXIT_FAILURE)
 
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
     timer.start()
+
+
+def _awaiting(coro: object) -> list[str]:
+    """Where a coroutine waits, outermost first (``file:line in function`` down the chain of awaits)."""
+    places = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            places.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+    return places
 
 
 def _where(config: Config) -> str:
