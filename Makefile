@@ -6,9 +6,9 @@ help:
 	@echo "make demo    telepayd end to end on this machine: PostgreSQL, emulators, the daemon, a scripted walk"
 	@echo "make run     start a throwaway PostgreSQL and telepayd on 127.0.0.1:8080 (Ctrl-C stops)"
 	@echo "make test    run the test suite (starts its own PostgreSQL)"
-	@echo "make bench   run the benchmarks in bench/ (prints ratios)"
+	@echo "make bench   run the benchmarks in bench/ (prints ratios; exits 1 when a target is missed)"
 	@echo "make pyz     build dist/telepayd-<version>.pyz"
-	@echo "make deb     build dist/telepayd_<version>_<arch>.deb (needs debhelper)"
+	@echo "make deb     build dist/telepayd_<version>_<arch>.deb (installs debhelper when missing, as root)"
 	@echo "make install install telepayd and the test tools with pip"
 
 deps:
@@ -29,7 +29,7 @@ test: deps
 bench: deps
 	$(PYTHON) -m bench
 
-pyz:
+pyz: deps
 	$(PYTHON) zipapp.py
 
 deb: deps

@@ -9,6 +9,7 @@ import time
 
 import psycopg
 
+from bench.targets import verdict
 from tests.harness import Emulator
 from tools.local_config import ConfigFiles
 from tools.local_stack import local_stack
@@ -58,7 +59,8 @@ def main() -> None:
     print("outbox delivery to the Bot API emulator (one daemon, distinct chats):")
     print(f"  limits off        {unlimited:8.0f} messages/s ({UNLIMITED} messages)")
     print(f"  limits on         {limited:8.1f} messages/s with messages_per_second = {RATE:g} ({LIMITED} messages)")
-    print(f"  measured/limit    {ratio:8.2f} (target: within 10% under, 0.90-1.00)")
+    print(f"  measured/limit    {ratio:8.2f} (target: within 10% under, 0.90-1.00: "
+          f"{verdict(0.90 <= ratio <= 1.00, 'outbox within 10% under the limit')})")
 
 
 if __name__ == "__main__":

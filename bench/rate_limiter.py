@@ -8,6 +8,7 @@ import statistics
 import time
 import tracemalloc
 
+from bench.targets import verdict
 from telepayd.security.client_address import rate_limit_key
 from telepayd.security.rate_limit import RateLimiter
 
@@ -69,9 +70,9 @@ def main() -> dict[str, float]:
     median_us = bounded_ns / 1000
     ratio = bounded_ns / unbounded_ns
     print("rate limiter: 1,000,000 distinct addresses (half IPv4, half IPv6 /64s), cap 100,000 keys")
-    print(f"  tracked keys at most          {peak_keys:,} (cap {CAP:,}): {'ok' if peak_keys <= CAP else 'OVER'}")
-    print(f"  memory growth                 {grown / 2**20:.1f} MB (target < 64 MB): {'ok' if grown < 64 * 2**20 else 'OVER'}")
-    print(f"  median decision               {median_us:.2f} us (target < 2 us): {'ok' if median_us < 2 else 'OVER'}")
+    print(f"  tracked keys at most          {peak_keys:,} (cap {CAP:,}): {verdict(peak_keys <= CAP, 'rate limiter keys within the cap')}")
+    print(f"  memory growth                 {grown / 2**20:.1f} MB (target < 64 MB): {verdict(grown < 64 * 2**20, 'rate limiter memory under 64 MB')}")
+    print(f"  median decision               {median_us:.2f} us (target < 2 us): {verdict(median_us < 2, 'rate limiter decision under 2 us')}")
     print(f"  bounded LRU / unbounded dict  {ratio:.2f}x the time per decision (same run)")
     return {"peak_keys": peak_keys, "memory_mb": grown / 2**20, "median_us": median_us, "lru_cost_ratio": ratio}
 

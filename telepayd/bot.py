@@ -16,6 +16,7 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
+from .backoff import Backoff
 from .config import TelegramConfig
 from .handlers.commands import BotDeps, Handlers
 
@@ -72,7 +73,7 @@ class TelegramBot:
             self.first_attempt_done.set()
 
     async def _initialize_with_retries(self) -> None:
-        delay = 1.0
+        backoff = Backoff(first=1.0, most=MAX_BACKOFF_SECONDS)
         while True:
             try:
                 await self.application.initialize()
@@ -82,11 +83,11 @@ class TelegramBot:
                 logger.critical("Telegram refused the bot token; fix [telegram] token_file and restart")
                 return
             except TelegramError as exc:
+                delay = backoff.next()
                 self.problem = f"Telegram unreachable ({exc})"
                 logger.warning("Telegram not reachable at start (%s); retrying in %.0f s", exc, delay)
                 self.first_attempt_done.set()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
         await self.application.start()
         if self.config.mode == "polling" and self.application.updater is not None:
             await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)

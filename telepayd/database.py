@@ -7,6 +7,7 @@ import logging
 
 from psycopg_pool import PoolTimeout
 
+from .backoff import Backoff
 from .config import DatabaseConfig
 from .errors import StoreUnavailable
 from .store import locks, schema
@@ -76,14 +77,14 @@ class Database:
 
     async def keep_preparing(self) -> None:
         """Retry ``prepare()`` with backoff until it succeeds (``SchemaTooNew`` propagates)."""
-        delay = 1.0
+        backoff = Backoff(first=1.0, most=MAX_BACKOFF_SECONDS)
         while True:
             try:
                 await self.prepare()
             except StoreUnavailable:
+                delay = backoff.next()
                 logger.warning("database not ready: %s; retrying in %.0f s", self.problem, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
             else:
                 logger.info("database ready")
                 return

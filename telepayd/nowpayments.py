@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import aiohttp
 
+from .backoff import Backoff
 from .config import NowPaymentsConfig
 from .errors import TelepaydError
 
@@ -65,7 +66,7 @@ class NowPaymentsClient:
         assert self._session is not None, "start() first"
         settings = self._settings()
         url = settings.api_base_url.rstrip("/") + path
-        delay = 0.5
+        backoff = Backoff(first=0.5, most=2.0)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self._session.post(url, json=payload, headers={"x-api-key": settings.api_key}) as response:
@@ -82,6 +83,5 @@ class NowPaymentsClient:
                 problem = f"{exc.__class__.__name__}: {exc}"
             logger.warning("NowPayments %s attempt %d/%d failed: %s", path, attempt, ATTEMPTS, problem)
             if attempt < ATTEMPTS:
-                await asyncio.sleep(delay)
-                delay *= 2
+                await asyncio.sleep(backoff.next())
         raise PaymentProviderError(f"NowPayments {path} failed {ATTEMPTS} times: {problem}")

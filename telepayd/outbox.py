@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.helpers import create_deep_linked_url
 
 from .backoff import Backoff
 from .config import OutboxConfig
@@ -289,8 +290,8 @@ class OutboxWorker:
             raise PermanentFailure(f"channel {channel_key} is no longer on sale")
         text = texts.channel_post(channel.title, channel.description, channel.lowest_price)
         markup = InlineKeyboardMarkup([[
-            InlineKeyboardButton(texts.SUBSCRIBE, url=f"https://t.me/{bot.username}?start=sub_{channel.id}"),
-            InlineKeyboardButton(texts.DONATE, url=f"https://t.me/{bot.username}?start=don_{channel.id}"),
+            InlineKeyboardButton(texts.SUBSCRIBE, url=create_deep_linked_url(bot.username, f"sub_{channel.id}")),
+            InlineKeyboardButton(texts.DONATE, url=create_deep_linked_url(bot.username, f"don_{channel.id}")),
         ]])
         try:
             if post is not None and post.chat_id == channel.open_channel_id:
@@ -361,7 +362,7 @@ async def _edit_or_forget(bot: Bot, chat_id: int, message_id: int, text: str) ->
 def _renew_button(bot: Bot, channel_key: Any) -> InlineKeyboardMarkup | None:
     if channel_key is None:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, url=f"https://t.me/{bot.username}?start=sub_{int(channel_key)}")]])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, url=create_deep_linked_url(bot.username, f"sub_{int(channel_key)}"))]])
 
 
 def _seconds(value: timedelta | int | float) -> float:

@@ -9,7 +9,6 @@ must equal the order's, or nothing is granted and an anomaly is recorded.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -99,11 +98,6 @@ def ignored_because(current: str | None, incoming: str) -> str | None:
     if current == "finished" and incoming != "refunded":
         return "ignored: finished can only be refunded"
     return None
-
-
-def new_order_id() -> str:
-    """Opaque and unique: 'tp_' + 20 random base32 characters (fits an invite link's 32-character name)."""
-    return "tp_" + secrets.token_hex(10)
 
 
 async def apply_ipn(conn: AsyncConnection, ipn: Ipn, body: str, config: Config) -> str:

@@ -14,6 +14,7 @@ from psycopg_pool import PoolTimeout
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
+from telegram.helpers import create_deep_linked_url
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -29,7 +30,6 @@ from ..database import Database
 from ..errors import StoreUnavailable
 from ..numbers import ascii_int
 from ..nowpayments import NowPaymentsClient, PaymentProviderError
-from ..payments import new_order_id
 from ..runtime import Runtime
 from ..store import anomalies, channels, keypads, orders, subscriptions
 from ..store import outbox as outbox_store
@@ -325,7 +325,7 @@ class Handlers:
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
                     if order is None and not (refused := await self._too_many_invoices(conn, user.id)):
                         order = await orders.create(
-                            conn, order_id=new_order_id(), kind="subscription", user_id=user.id, username=user.username,
+                            conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id, username=user.username,
                             channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
                         )
                         logger.info("order %s created: user %s, channel %s, %s for %s days", order.order_id, user.id, channel.id, tier.price, tier.days)
@@ -408,7 +408,7 @@ class Handlers:
                         else:
                             await keypads.finish(conn, user.id)
                             order = await orders.create(
-                                conn, order_id=new_order_id(), kind="donation", user_id=user.id, username=user.username,
+                                conn, order_id=orders.new_order_id(), kind="donation", user_id=user.id, username=user.username,
                                 channel_id=channel.id, tier_id=None, days=None, price=amount,
                             )
                             logger.info("order %s created: donation of %s by user %s to channel %s", order.order_id, amount, user.id, channel.id)
@@ -440,7 +440,7 @@ class Handlers:
         try:
             invoice = await self.deps.nowpayments.create_invoice(
                 order_id=order.order_id, price=order.price, currency=order.currency,
-                description=description, success_url=f"https://t.me/{update.get_bot().username}",
+                description=description, success_url=create_deep_linked_url(update.get_bot().username),
             )
         except PaymentProviderError as exc:
             logger.warning("invoice for order %s failed: %s", order.order_id, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,11 @@ class Order:
     invoice_id: str | None
     invoice_url: str | None
     created_at: datetime
+
+
+def new_order_id() -> str:
+    """Opaque and unique: 'tp_' + 20 random hex characters (fits an invite link's 32-character name)."""
+    return "tp_" + secrets.token_hex(10)
 
 
 _COLUMNS = "order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, status, invoice_id, invoice_url, created_at"

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from telepayd.payments import FINAL_STATUSES, STATUS_RANK, InvalidIpn, ignored_because, new_order_id, parse_ipn
+from telepayd.payments import FINAL_STATUSES, STATUS_RANK, InvalidIpn, ignored_because, parse_ipn
+from telepayd.store.orders import new_order_id
 
 IPN = {"payment_id": 5077125051, "payment_status": "finished", "order_id": "tp_0123", "price_amount": 9.99,
        "price_currency": "USD", "actually_paid": "25.4", "pay_currency": "usdttrc20"}
