@@ -1,4 +1,4 @@
-"""``create_app()``: the whole web application, routes in one place, resources in ``cleanup_ctx``."""
+"""``create_app()``: the whole web application, routes in one place, one ``cleanup_ctx`` per resource."""
 
 from __future__ import annotations
 
@@ -71,46 +71,59 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await database.close()
 
 
-async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The NowPayments client, the Telegram bot (started in the background), the outbox and the sweeper."""
+async def nowpayments_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The NowPayments API client (one HTTP session for the daemon's life)."""
     runtime = app[runtime_key]
-    database = app[database_key]
     nowpayments = NowPaymentsClient(lambda: runtime.config.nowpayments)
     await nowpayments.start()
-    bot: TelegramBot | None = None
-    # The outbox delivers only once the bot is initialised and the schema is in place.
-    def on_error(where: str, exc: BaseException) -> None:
-        runtime.metrics.log_error(logger, where, exc)
+    app[nowpayments_key] = nowpayments
+    try:
+        yield
+    finally:
+        await nowpayments.close()
 
+
+async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Telegram bot, initialised in the background, and the outbox worker it wakes (started by
+    ``workers_ctx``: it delivers only once the bot is initialised and the schema is in place)."""
+    runtime = app[runtime_key]
+    database = app[database_key]
+    bot: TelegramBot | None = None
     outbox = OutboxWorker(
         database.pool,
         lambda: bot.application.bot if bot is not None and bot.ready and database.schema_ready else None,
         lambda: runtime.config.outbox,
-        on_error=on_error,
+        on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc),
     )
-    bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, nowpayments, outbox.wake))
+    bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, app[nowpayments_key], outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)
-    # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(bot.first_attempt_done.wait(), FIRST_CONNECT_SECONDS)
-    sweeper = Sweeper(database.pool, lambda: runtime.config, ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
-                      on_error=on_error)
-    supervisor = app[supervisor_key]
-    workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run)]
-    app[nowpayments_key] = nowpayments
     app[bot_key] = bot
     app[outbox_key] = outbox
+    try:
+        # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(bot.first_attempt_done.wait(), FIRST_CONNECT_SECONDS)
+        yield
+    finally:
+        await bot.stop()
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox worker and the sweeper, supervised (stopped first, before the bot and the database)."""
+    runtime = app[runtime_key]
+    database = app[database_key]
+    outbox = app[outbox_key]
+    sweeper = Sweeper(database.pool, lambda: runtime.config, ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
+                      on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
     app[sweeper_key] = sweeper
+    supervisor = app[supervisor_key]
+    workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run)]
     try:
         yield
     finally:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)  # a crash was logged when it happened
-        try:
-            await bot.stop()
-        finally:
-            await nowpayments.close()
 
 
 def create_app(runtime: Runtime) -> web.Application:
@@ -119,6 +132,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[runtime_key] = runtime
     app[supervisor_key] = Supervisor(runtime)
     setup_routes(app)
-    app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(bot_ctx)
+    # One resource each, started in this order and stopped in the reverse one; a resource that fails to
+    # start stops only those started before it.
+    app.cleanup_ctx.extend([database_ctx, nowpayments_ctx, bot_ctx, workers_ctx])
     return app
