@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from psycopg import AsyncConnection
 
 from .config import Config
 from .errors import TelepaydError
-from .handlers import texts
+from . import texts
 from .numbers import ascii_int
-from .store import anomalies, channels, orders, payments, subscriptions
+from .store import anomalies, channels, notifications, orders, payments, subscriptions
 from .store import outbox as outbox_store
 from .store import schema, sweeps
 from .store.pool import connect
 
 MAX_TIERS = 3
 _PRICE = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
+# Telegram gives supergroups and channels ids of -100 followed by digits (-1001234567890).
+_CHANNEL_ID = re.compile(r"-100[0-9]{1,12}")
+# getMe for the deep links of 'channels add': PTB's own timeouts are 5 s; this bounds the whole call.
+USERNAME_TIMEOUT_SECONDS = 10
+# What the outbox worker knows how to deliver (telepayd/outbox.py, OutboxWorker._send).
+OUTBOX_KINDS = ("message", "notification", "join_link", "channel_post", "remove_member", "edit")
 
 
 class UsageError(TelepaydError):
@@ -47,6 +55,21 @@ def parse_chat_id(text: str, option: str) -> int:
         raise UsageError(f"{option} {text!r}: expected a Telegram chat id, a whole number like -1001234567890")
     if value == 0 or abs(value) >= 10**15:
         raise UsageError(f"{option} {text!r}: not a Telegram chat id")
+    return value
+
+
+def parse_channel_id(text: str, option: str) -> int:
+    """A channel or supergroup id: ``-100`` followed by digits."""
+    if not _CHANNEL_ID.fullmatch(text):
+        raise UsageError(f"{option} {text!r}: expected a channel id, -100 followed by digits like -1001234567890")
+    return parse_chat_id(text, option)
+
+
+def parse_user_id(text: str, option: str) -> int:
+    """A user's chat id (their private chat with the bot): a positive number."""
+    value = ascii_int(text)
+    if value is None or value == 0 or value >= 10**15:
+        raise UsageError(f"{option} {text!r}: expected a user's chat id, a positive number like 555000111")
     return value
 
 
@@ -98,26 +121,28 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
             found = await (channels.list_all(conn) if args.all else channels.list_active(conn))
             return [_describe(c) for c in found] or ["no channels: add one with 'telepayd channels add'"]
         if args.action == "add":
+            open_id = parse_channel_id(args.open, "--open")
+            closed_id = parse_channel_id(args.closed, "--closed")
+            owner_id = parse_user_id(args.owner, "--owner")
+            if open_id == closed_id:
+                raise UsageError("--open and --closed must be different channels")
             tiers = _tiers(args.tier)
             if not tiers:
                 raise UsageError("give 1 to 3 --tier PRICE:DAYS")
-            open_id = parse_chat_id(args.open, "--open")
-            closed_id = parse_chat_id(args.closed, "--closed")
-            if open_id == closed_id:
-                raise UsageError("--open and --closed must be different channels")
             if not args.title.strip() or len(args.title) > 128:
                 raise UsageError("--title must be 1 to 128 characters")
             async with conn.transaction():
                 try:
                     key = await channels.add(
                         conn, open_channel_id=open_id, closed_channel_id=closed_id,
-                        owner_chat_id=parse_chat_id(args.owner, "--owner"), title=args.title.strip(),
+                        owner_chat_id=owner_id, title=args.title.strip(),
                         description=(args.description or "").strip(), tiers=tiers,
                     )
                 except channels.ChannelConflict as exc:
                     raise UsageError(str(exc)) from None
                 await anomalies.record_operator_action(conn, "channel_add", f"{args.title} {tiers}", channel_id=key)
-            return [f"added channel {key}: deep link start=sub_{key}"]
+            # On sale now (committed); the links need the bot's username, asked of Telegram.
+            return await _deep_link_lines(config, key)
         channel = await _resolve_channel(conn, args.id)
         if args.action == "update":
             fields: dict[str, object] = {}
@@ -126,7 +151,7 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
             if args.description is not None:
                 fields["description"] = args.description.strip()
             if args.owner is not None:
-                fields["owner_chat_id"] = parse_chat_id(args.owner, "--owner")
+                fields["owner_chat_id"] = parse_user_id(args.owner, "--owner")
             tiers = _tiers(args.tier)
             if not fields and not tiers:
                 raise UsageError("nothing to update: give --title, --description, --owner or --tier")
@@ -144,6 +169,45 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
             await channels.remove(conn, channel.id)
             await anomalies.record_operator_action(conn, "channel_remove", f"active subscribers: {active}", channel_id=channel.id)
         return [f"removed channel {channel.id} from sale" + (f"; {active} subscription(s) run to their end" if active else "")]
+
+
+async def bot_username(config: Config) -> tuple[str, str]:
+    """The bot's username from one ``getMe`` (the CLI does not run the bot): ``(username, "")``, or
+    ``("", why not)`` when Telegram cannot be reached or refuses the token."""
+    from telegram.error import InvalidToken, TelegramError
+
+    from .bot import build_application
+
+    try:
+        bot = build_application(config.telegram).bot
+        async with asyncio.timeout(USERNAME_TIMEOUT_SECONDS):
+            async with bot:  # initialize() is the getMe
+                return bot.username, ""
+    except InvalidToken:
+        return "", "Telegram refused the bot token"
+    except TimeoutError:
+        return "", f"Telegram did not answer within {USERNAME_TIMEOUT_SECONDS} s"
+    except TelegramError as exc:
+        return "", f"Telegram could not be reached: {exc}"
+    except Exception as exc:  # only the links depend on it: never fail the command or print a traceback
+        return "", f"{exc.__class__.__name__}: {exc}"
+
+
+async def _deep_link_lines(config: Config, key: int) -> list[str]:
+    from telegram.helpers import create_deep_linked_url
+
+    username, problem = await bot_username(config)
+    if not username:
+        return [
+            f"added channel {key}: deep link payloads start=sub_{key} (subscribe) and start=don_{key} (donate)",
+            f"the bot's username could not be fetched ({problem}): the links are "
+            f"https://t.me/<bot username>?start=sub_{key} and ?start=don_{key}",
+        ]
+    return [
+        f"added channel {key}: its deep links are",
+        f"  subscribe: {create_deep_linked_url(username, f'sub_{key}')}",
+        f"  donate:    {create_deep_linked_url(username, f'don_{key}')}",
+    ]
 
 
 async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
@@ -224,16 +288,86 @@ async def outbox_command(config: Config, args: argparse.Namespace) -> list[str]:
             ] or ["no failed messages"]
         if (args.id is None) == (not args.all):
             raise UsageError("give a message ID or --all")
-        count = await outbox_store.requeue(conn, None if args.all else args.id)
-        if args.id is not None and not count:
-            raise UsageError(f"message {args.id} is not a failed message (see 'telepayd outbox failed')")
-        await anomalies.record_operator_action(conn, "outbox_retry", f"{count} message(s): {'all' if args.all else args.id}")
-        return [f"{count} message(s) queued again"]
+        if args.all and args.force:
+            raise UsageError("--force goes with one message ID: --all never queues messages that cannot succeed")
+        if args.id is not None:
+            message = await outbox_store.get_failed(conn, args.id)
+            if message is None:
+                raise UsageError(f"message {args.id} is not a failed message (see 'telepayd outbox failed')")
+            reason = cannot_succeed(message, **await _retry_facts(conn, message))
+            if reason and not args.force:
+                raise UsageError(f"message {args.id} cannot succeed as it is ({reason}); add --force to queue it anyway")
+            count = await outbox_store.requeue_ids(conn, [args.id])
+            await anomalies.record_operator_action(
+                conn, "outbox_retry", f"{count} message(s): {args.id}" + (f" (forced: {reason})" if reason else ""))
+            return [f"{count} message(s) queued again"]
+        lines, retry, skipped, after = [], [], 0, 0
+        while page := await outbox_store.failed_after(conn, after):
+            after = page[-1].id
+            for message in page:
+                reason = cannot_succeed(message, **await _retry_facts(conn, message))
+                if reason:
+                    skipped += 1
+                    lines.append(f"skipped {message.id} ({message.kind}): {reason}")
+                else:
+                    retry.append(message.id)
+        count = await outbox_store.requeue_ids(conn, retry) if retry else 0
+        await anomalies.record_operator_action(conn, "outbox_retry", f"{count} message(s): all; {skipped} skipped")
+        return lines + [f"{count} message(s) queued again" + (
+            f"; {skipped} skipped: they cannot succeed as they are ('telepayd outbox retry ID --force' queues one anyway)"
+            if skipped else "")]
+
+
+def cannot_succeed(message: outbox_store.OutboxMessage, *, target_exists: bool = True, on_sale: bool = True) -> str:
+    """Why a failed message cannot succeed if queued again as it is ("" when it may).
+
+    The facts come from ``_retry_facts``: for a notification, whether it still exists and whether a channel
+    on sale has its open channel id now; for a channel post, whether its channel exists and is on sale.
+    A refusal by Telegram (403 blocked, 400 chat not found, a bad token) may succeed later: it is retried."""
+    reason = message.last_error or ""
+    if message.kind not in OUTBOX_KINDS:
+        return f"unknown message kind {message.kind!r}"
+    if reason.startswith("undeliverable:"):  # the worker could not read it (or failed on it): it would again
+        return reason
+    if message.kind == "notification":
+        if not target_exists:
+            return f"notification {message.payload.get('notification_id')} does not exist"
+        if message.chat_id is None and not on_sale:  # its owner is found at delivery: there is none
+            return "the notification names no channel on sale, so it has no owner to go to"
+    if message.kind == "channel_post" and not (target_exists and on_sale):
+        return f"channel {message.payload.get('channel_id')} is no longer on sale"
+    return ""
+
+
+def _payload_id(payload: dict[str, Any], key: str) -> int | None:
+    value = payload.get(key)
+    number = value if isinstance(value, int) and not isinstance(value, bool) else ascii_int(value)
+    return number if number is not None and 0 < number < 2**63 else None
+
+
+async def _retry_facts(conn: AsyncConnection, message: outbox_store.OutboxMessage) -> dict[str, bool]:
+    """What ``cannot_succeed`` needs to know about the notification or channel a message refers to."""
+    if message.kind == "notification":
+        number = _payload_id(message.payload, "notification_id")
+        found = await notifications.get(conn, number) if number is not None else None
+        return {"target_exists": found is not None, "on_sale": found is not None and found.channel_id is not None}
+    if message.kind == "channel_post":
+        number = _payload_id(message.payload, "channel_id")
+        channel = await channels.get(conn, number) if number is not None else None
+        return {"target_exists": channel is not None, "on_sale": channel is not None and not channel.removed}
+    return {}
 
 
 async def broadcast_command(config: Config, args: argparse.Namespace) -> list[str]:
     async with await _connect(config) as conn:
-        wanted = [str(parse_chat_id(c, "--channel")) for c in args.channel] if args.channel else None
+        wanted = None
+        if args.channel:
+            wanted = []
+            for text in args.channel:
+                number = parse_chat_id(text, "--channel")
+                if await channels.find_by_open_id(conn, number) is None:
+                    raise UsageError(f"--channel {text}: not the open channel id of a channel on sale (see 'telepayd channels list')")
+                wanted.append(str(number))
         job = await sweeps.add_broadcast_job(conn, wanted)
     return [f"broadcast job {job} queued: the running daemon posts it within "
             f"{config.subscriptions.sweep_interval_seconds} s, within Telegram's limits"]

@@ -14,84 +14,144 @@ from .numbers import argument as whole_number
 from .errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, SchemaTooNew
 
 
+CONFIG_HELP = "the config file (default: $TELEPAYD_CONFIG, else /etc/telepayd/telepayd.toml)"
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c", "--config", metavar="FILE",
-        help="config file (default: $TELEPAYD_CONFIG, else /etc/telepayd/telepayd.toml)",
+        help=CONFIG_HELP + "; wins over a -c given before the command",
     )
 
 
+def _add_user(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--user", type=whole_number(), metavar="ID", help=text + ", e.g. 6271402111")
+
+
+CHANNEL_REF = "the channel: its key (the number in its deep links, see 'channels list') or its open channel id"
+OWNER_HELP = "the owner's Telegram user id, a positive number like 555000111: payment messages go there"
+TIER_HELP = "a plan: price in USD and days, like 9.99:30 (at most two decimals); repeat for up to 3 plans"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="telepayd", description="Sell access to private Telegram channels.")
+    parser = argparse.ArgumentParser(
+        prog="telepayd", description="Sell access to private Telegram channels.",
+        epilog="-c FILE may come before the command (telepayd -c FILE channels list) or after it; "
+        "given in both places, the one after the command wins.",
+    )
     parser.add_argument("--version", action="version", version=f"telepayd {__version__}")
+    # Before the command; the command's own -c (dest "config") wins when both are given.
+    parser.add_argument("-c", "--config", dest="config_before", metavar="FILE",
+                        help=CONFIG_HELP + "; for every command that reads it")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon")
+    run = commands.add_parser("run", help="run the daemon", description="Run the daemon in the foreground "
+                              "(systemd: Type=notify). Exit 78: invalid configuration; 76: database schema newer than this telepayd.")
     _add_config_option(run)
-    check = commands.add_parser("check-config", help="validate the config and every secret file it names")
+    check = commands.add_parser("check-config", help="validate the config and every secret file it names",
+                                description="Validate the config and every secret file it names: exit 0, or 1 with one line per problem.")
     _add_config_option(check)
-    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate = commands.add_parser("migrate", help="apply pending database migrations",
+                                  description="Apply pending database migrations (forward only).")
     _add_config_option(migrate)
 
-    webhook = commands.add_parser("set-webhook", help="register the Telegram webhook with the first secret token")
+    webhook = commands.add_parser("set-webhook", help="register the Telegram webhook with the first secret token",
+                                  description="Register [telegram] webhook_url with Telegram, with the first line of "
+                                  "webhook_secret_file as the secret token and the update types the bot handles.")
     _add_config_option(webhook)
 
-    channels = commands.add_parser("channels", help="the channels for sale")
+    channels = commands.add_parser("channels", help="the channels for sale", description="The channels for sale.")
     channel_actions = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = channel_actions.add_parser("add", help="register a channel with 1-3 tiers")
-    add.add_argument("--open", required=True, metavar="ID", help="the public channel where the subscribe post lives")
-    add.add_argument("--closed", required=True, metavar="ID", help="the private channel that is sold")
-    add.add_argument("--owner", required=True, metavar="CHAT_ID", help="the owner's chat id (payment messages)")
-    add.add_argument("--title", required=True)
-    add.add_argument("--description", default="")
-    add.add_argument("--tier", action="append", metavar="PRICE:DAYS", help="e.g. 9.99:30; repeat for up to 3 tiers")
-    listing = channel_actions.add_parser("list", help="list channels (key, ids, title, tiers)")
-    listing.add_argument("--all", action="store_true", help="include removed channels")
-    update = channel_actions.add_parser("update", help="change a channel (new tiers replace the old ones)")
-    update.add_argument("id", metavar="ID", help="channel key or open channel id")
-    update.add_argument("--title")
-    update.add_argument("--description")
-    update.add_argument("--owner", metavar="CHAT_ID")
-    update.add_argument("--tier", action="append", metavar="PRICE:DAYS")
-    remove = channel_actions.add_parser("remove", help="take a channel off sale")
-    remove.add_argument("id", metavar="ID", help="channel key or open channel id")
+    add = channel_actions.add_parser(
+        "add", help="put a channel on sale with 1-3 plans",
+        description="Put a channel on sale with 1-3 plans; prints its key and its deep links "
+        "(https://t.me/<bot>?start=sub_<key> and start=don_<key>, the bot's username asked of Telegram).",
+        epilog="example: telepayd channels add --open -1001111111111 --closed -1002222222222 --owner 555000111 "
+        "--title 'Premium Signals' --tier 9.99:30 --tier 24.99:90",
+    )
+    add.add_argument("--open", required=True, metavar="ID",
+                     help="the public channel where the Subscribe/Donate post lives: its id, -100 then digits, "
+                     "like -1001111111111")
+    add.add_argument("--closed", required=True, metavar="ID",
+                     help="the private channel that is sold, like -1002222222222; the bot must be an admin there "
+                     "allowed to invite users")
+    add.add_argument("--owner", required=True, metavar="CHAT_ID", help=OWNER_HELP)
+    add.add_argument("--title", required=True, metavar="T", help="the name buyers see, 1-128 characters")
+    add.add_argument("--description", default="", metavar="D", help="a line shown under the title (optional)")
+    add.add_argument("--tier", action="append", metavar="PRICE:DAYS", help=TIER_HELP)
+    listing = channel_actions.add_parser("list", help="list channels (key, ids, title, plans)",
+                                         description="List the channels on sale: key, open, closed and owner ids, title, plans.")
+    listing.add_argument("--all", action="store_true", help="include channels taken off sale")
+    update = channel_actions.add_parser("update", help="change a channel (new plans replace the old ones)",
+                                        description="Change a channel; what is not given stays. New plans replace "
+                                        "all the old ones; orders keep the price they were made at.")
+    update.add_argument("id", metavar="ID", help=CHANNEL_REF)
+    update.add_argument("--title", metavar="T", help="a new name, 1-128 characters")
+    update.add_argument("--description", metavar="D", help="a new description ('' for none)")
+    update.add_argument("--owner", metavar="CHAT_ID", help=OWNER_HELP)
+    update.add_argument("--tier", action="append", metavar="PRICE:DAYS", help=TIER_HELP + "; replaces every plan")
+    remove = channel_actions.add_parser("remove", help="take a channel off sale",
+                                        description="Take a channel off sale (its subscriptions run to their end).")
+    remove.add_argument("id", metavar="ID", help=CHANNEL_REF)
     remove.add_argument("--force", action="store_true", help="even with active subscribers (they run to their end)")
     for sub in (add, listing, update, remove):
         _add_config_option(sub)
 
-    orders = commands.add_parser("orders", help="look up orders")
+    orders = commands.add_parser("orders", help="look up orders", description="Look up orders.")
     order_actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = order_actions.add_parser("show", help="an order with its IPN history and grant, or a user's orders")
-    show.add_argument("order_id", nargs="?", metavar="ORDER_ID")
-    show.add_argument("--user", type=whole_number(), metavar="ID")
+    show = order_actions.add_parser("show", help="an order with its IPN history and grant, or a user's orders",
+                                    description="An order with its payments, IPN history and join links; "
+                                    "or, with --user, a user's orders. Give one of the two.")
+    show.add_argument("order_id", nargs="?", metavar="ORDER_ID", help="an order id, like tp_4f0c2a9e1b7d3c5a8e6f")
+    _add_user(show, "a Telegram user id: list that user's orders")
     _add_config_option(show)
 
-    subs = commands.add_parser("subscriptions", help="manual fixes, each recorded")
+    subs = commands.add_parser("subscriptions", help="manual fixes, each recorded",
+                               description="Manual fixes, each recorded in operator_actions.")
     sub_actions = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, text in (("grant", "extend a subscription by --days and send a join link"), ("revoke", "end a subscription now")):
-        action = sub_actions.add_parser(name, help=text)
-        action.add_argument("--user", type=whole_number(), required=True, metavar="ID")
-        action.add_argument("--channel", required=True, metavar="ID", help="channel key or open channel id")
-        action.add_argument("--days", type=whole_number(), metavar="N")
+    for name, text in (("grant", "extend a subscription by --days and send a join link"),
+                       ("revoke", "end a subscription now, remove the member and revoke their open links")):
+        action = sub_actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        action.add_argument("--user", type=whole_number(), required=True, metavar="ID",
+                            help="the subscriber's Telegram user id, e.g. 6271402111")
+        action.add_argument("--channel", required=True, metavar="ID", help=CHANNEL_REF)
+        action.add_argument("--days", type=whole_number(), metavar="N",
+                            help="days to add (grant only; from the current end, or from now when it has passed)"
+                            if name == "grant" else "refused: revoke ends the subscription now")
         _add_config_option(action)
 
-    outbox = commands.add_parser("outbox", help="messages to Telegram that failed for good")
+    outbox = commands.add_parser("outbox", help="messages to Telegram that failed for good",
+                                 description="Messages to Telegram that failed for good.")
     outbox_actions = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
-    failed = outbox_actions.add_parser("failed", help="list messages failed for good, with the reason")
-    retry = outbox_actions.add_parser("retry", help="queue failed messages again")
-    retry.add_argument("id", nargs="?", type=whole_number(), metavar="ID")
-    retry.add_argument("--all", action="store_true", help="every failed message")
+    failed = outbox_actions.add_parser("failed", help="list messages failed for good, with the reason",
+                                       description="List messages failed for good: id, time, kind, chat, attempts, reason.")
+    retry = outbox_actions.add_parser(
+        "retry", help="queue failed messages again",
+        description="Queue failed messages again. A message that cannot succeed as it is (its reason says "
+        "undeliverable, a notification that names no channel on sale, a post for a channel no longer on sale) "
+        "is skipped by --all and listed with the reason; retry ID refuses it unless --force.",
+    )
+    retry.add_argument("id", nargs="?", type=whole_number(), metavar="ID", help="a message id from 'outbox failed'")
+    retry.add_argument("--all", action="store_true", help="every failed message that can succeed")
+    retry.add_argument("--force", action="store_true", help="with ID: queue it even if it cannot succeed as it is")
     for sub in (failed, retry):
         _add_config_option(sub)
 
-    broadcast = commands.add_parser("broadcast", help="post or refresh the subscribe/donate post in open channels")
-    broadcast.add_argument("--channel", action="append", metavar="ID", help="an open channel id (repeat); default: all")
+    broadcast = commands.add_parser(
+        "broadcast", help="post or refresh the subscribe/donate post in open channels",
+        description="Queue a broadcast job: the running daemon posts, or edits in place, the Subscribe/Donate post "
+        "of each channel within [subscriptions] sweep_interval_seconds.",
+    )
+    broadcast.add_argument("--channel", action="append", metavar="ID",
+                           help="the open channel id of a channel on sale, like -1001111111111 (repeat for "
+                           "several); default: every channel on sale")
     _add_config_option(broadcast)
 
     sign = commands.add_parser(
         "sign", help="print Standard Webhooks headers for the body on standard input",
         description="Sign standard input with the first secret of a whsec_ secret file and print the "
         "three headers, one 'name: value' per line (for curl -H).",
+        epilog="example: telepayd sign --secret-file /etc/telepayd/webhook-secrets < body.json > headers",
     )
     sign.add_argument("--secret-file", required=True, metavar="F", help="file holding whsec_... secrets, one per line")
     sign.add_argument("--id", dest="message_id", metavar="ID", help="webhook-id (default: a random msg_...)")
@@ -126,6 +186,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_FAILURE
     print(f"{path}: configuration ok")
+    if config.relative_paths_from is not None:
+        print(f"relative paths are read from {config.relative_paths_from}")
     return EXIT_OK
 
 
@@ -219,4 +281,6 @@ def main(argv: list[str] | None = None) -> int:
     # PTB 22 warns on RetryAfter.retry_after unless timedeltas are opted into; we handle both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     args = build_parser().parse_args(argv)
+    # -c after the command wins over -c before it.
+    args.config = getattr(args, "config", None) or args.config_before
     return COMMANDS[args.command](args)

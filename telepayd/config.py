@@ -6,6 +6,7 @@ what is expected (like ``nginx -t``). Past this module nothing sees a string-key
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -24,6 +25,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/telepayd/telepayd.toml")
 CONFIG_ENV = "TELEPAYD_CONFIG"
 _TELEGRAM_TOKEN_PATTERN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}")
 _TELEGRAM_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Where a callback URL may be plain http: this machine only (the tests, make demo and make run).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ class Config:
     outbox: OutboxConfig = OutboxConfig()
     retention: RetentionConfig = RetentionConfig()
     payments: PaymentsConfig = PaymentsConfig()
+    # The config file's folder when a path in it was relative (they are read from there), else None.
+    relative_paths_from: Path | None = None
 
     def restart_needed_for(self, new: Config) -> list[str]:
         """Settings that differ in ``new`` but only take effect after a restart."""
@@ -184,6 +189,13 @@ class _Problems:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines: list[str] = []
+        # Relative paths in the file are read from the file's own folder (absolute: a reload after a
+        # chdir reads the same files).
+        self.folder = path.absolute().parent
+        self.relative_used = False
+        # How each file path was given, by "[section] key", for problems about the file: never a path
+        # the user did not write without saying where it came from.
+        self.shown: dict[str, str] = {}
 
     def add(self, where: str, message: str) -> None:
         self.lines.append(f"{self.path}: {where}: {message}")
@@ -254,20 +266,47 @@ class _Section:
                 f"not an IPv4 or IPv6 address or CIDR network: {', '.join(repr(b) for b in bad)}",
             )
             return default
-        return Networks.parse(value)
+        host_bits = [(cidr, meant) for cidr in value if (meant := network_meant(cidr))]
+        for cidr, meant in host_bits:
+            address = cidr.strip().partition("/")[0]
+            single = f"{address}/{32 if ':' not in address else 128}"
+            self.problems.add(
+                f"[{self.name}] {key}",
+                f"{cidr!r} has host bits set: write {meant!r} for the network, or {single!r} for the one address",
+            )
+        return default if host_bits else Networks.parse(value)
 
-    def path(self, key: str, default: Path) -> Path:
-        value = self.table.get(key, str(default))
-        if not isinstance(value, str) or not value.startswith("/"):
-            self.bad(key, "an absolute file path", value)
+    def path(self, key: str, default: Path | None) -> Path | None:
+        """A file path: absolute, or relative to the config file's folder. None when the value is unusable
+        (a problem is recorded; nothing is read from a path the user did not write)."""
+        where = f"[{self.name}] {key}"
+        value = self.table.get(key)
+        if value is None and default is not None:
+            self.problems.shown[where] = f"{default} (the default: {key} is not set)"
             return default
-        return Path(value)
+        if not isinstance(value, str) or not value.strip():
+            self.bad(key, "a file path (absolute, or relative to the config file's folder)", value)
+            return None
+        if value.startswith("~"):
+            self.bad(key, "a file path without ~ (it is not expanded): write the full path", value)
+            return None
+        if value.startswith("/"):
+            self.problems.shown[where] = value
+            return Path(value)
+        resolved = self.problems.folder / value
+        self.problems.relative_used = True
+        self.problems.shown[where] = f"{value} (read as {resolved})"
+        return resolved
 
-    def url(self, key: str, default: str) -> str:
+    def url(self, key: str, default: str, *, https: bool = False) -> str:
+        """An http(s) URL; with ``https``, plain http only for this machine (127.0.0.1, ::1, localhost)."""
         value = self.table.get(key, default)
         parts = urlsplit(value) if isinstance(value, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            self.bad(key, "an http:// or https:// URL", value)
+            self.bad(key, "an https:// URL" if https else "an http:// or https:// URL", value)
+            return default
+        if https and parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            self.bad(key, "an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)", value)
             return default
         return value
 
@@ -287,6 +326,20 @@ def _section(problems: _Problems, data: dict[str, Any], name: str, known: set[st
     return _Section(problems, name, data.get(name, {}), known)
 
 
+def network_meant(cidr: str) -> str:
+    """The network ``cidr`` probably means when it has host bits set (``192.168.1.1/24``:
+    ``192.168.1.0/24``), else "" (a network as written, a bare address, or not a network at all)."""
+    try:
+        ipaddress.ip_network(cidr.strip())
+        return ""
+    except ValueError:
+        pass
+    try:
+        return str(ipaddress.ip_network(cidr.strip(), strict=False))
+    except ValueError:
+        return ""
+
+
 def unsafe_secret_mode(mode: int) -> str:
     """Why a secret file with ``mode`` cannot be trusted ("" when it can): others may read it, or others
     (its group included) may replace what it says."""
@@ -297,29 +350,33 @@ def unsafe_secret_mode(mode: int) -> str:
     return ""
 
 
-def read_secret_lines(path: Path, problems: _Problems, where: str) -> tuple[str, ...]:
-    """Read a secret file: one secret per line, blank lines and ``#`` comments skipped."""
+def read_secret_lines(path: Path | None, problems: _Problems, where: str) -> tuple[str, ...]:
+    """Read a secret file: one secret per line, blank lines and ``#`` comments skipped. ``path`` None (its
+    key was unusable, already reported): nothing is read."""
+    if path is None:
+        return ()
+    shown = problems.shown.get(where, str(path))
     try:
         info = path.stat()
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        problems.add(where, f"secret file {path} does not exist")
+        problems.add(where, f"secret file {shown} does not exist")
         return ()
     except PermissionError:
-        problems.add(where, f"secret file {path} is not readable by this user (uid {os.getuid()})")
+        problems.add(where, f"secret file {shown} is not readable by this user (uid {os.getuid()})")
         return ()
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add(where, f"secret file {path} cannot be read ({exc.__class__.__name__})")
+        problems.add(where, f"secret file {shown} cannot be read ({exc.__class__.__name__})")
         return ()
     unsafe = unsafe_secret_mode(info.st_mode)
     if unsafe:
-        problems.add(where, f"secret file {path} is {unsafe}; chmod 0640 (or 0600) it")
+        problems.add(where, f"secret file {shown} is {unsafe}; chmod 0640 (or 0600) it")
         return ()
     lines = tuple(
         line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
     )
     if not lines:
-        problems.add(where, f"secret file {path} holds no secret")
+        problems.add(where, f"secret file {shown} holds no secret")
     return lines
 
 
@@ -359,6 +416,7 @@ def load(path: Path) -> Config:
         outbox=_load_outbox(problems, data),
         retention=_load_retention(problems, data),
         payments=_load_payments(problems, data),
+        relative_paths_from=problems.folder if problems.relative_used else None,
     )
     if config.retention.webhook_ids_days * 86400 < 2 * config.webhooks.tolerance_seconds:
         problems.add("[retention] webhook_ids_days", "must keep webhook-ids at least twice [webhooks] tolerance_seconds")
@@ -374,12 +432,23 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
     }
     s = _section(problems, data, "server", known)
     d = ServerConfig()
-    unix_socket = s.string("unix_socket", d.unix_socket)
-    if unix_socket and not unix_socket.startswith("/"):
-        s.bad("unix_socket", "an absolute socket path", unix_socket)
+    unix_socket = ""
+    if s.string("unix_socket", d.unix_socket):
+        socket_path = s.path("unix_socket", None)
+        unix_socket = str(socket_path) if socket_path else ""
+    host = s.string("host", d.host)
+    port = s.integer("port", d.port, minimum=0, maximum=65535)
+    # One listener: the unix socket, or host:port. A host left at its default next to unix_socket is
+    # what the shipped example does; any other host would be silently ignored, so it is refused.
+    if unix_socket and host != d.host:
+        problems.add(
+            "[server] host",
+            f'{host!r} and unix_socket {s.table["unix_socket"]!r} are both set, but telepayd listens on one or the '
+            f'other: remove host (or leave it at "{d.host}") to listen on the socket, or remove unix_socket',
+        )
     return ServerConfig(
-        host=s.string("host", d.host),
-        port=s.integer("port", d.port, minimum=0, maximum=65535),
+        host=host,
+        port=port,
         unix_socket=unix_socket,
         trusted_proxies=s.networks("trusted_proxies", d.trusted_proxies),
         max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, minimum=1024, maximum=16 * 1024 * 1024),
@@ -414,10 +483,10 @@ def _load_webhooks(problems: _Problems, data: dict[str, Any]) -> WebhooksConfig:
         try:
             decode_secret(secret)
         except ValueError as exc:
-            problems.add(where, f"secret on line {number} of {secrets_file} is not usable: {exc}")
+            problems.add(where, f"secret on line {number} of {problems.shown[where]} is not usable: {exc}")
     return WebhooksConfig(
         allowed_ips=s.networks("allowed_ips", d.allowed_ips),
-        secrets_file=secrets_file,
+        secrets_file=secrets_file or d.secrets_file,
         tolerance_seconds=s.integer("tolerance_seconds", d.tolerance_seconds, minimum=1, maximum=86400),
         rate_limit=rate_limit,
         secrets=secrets,
@@ -433,7 +502,8 @@ def _load_telegram(problems: _Problems, data: dict[str, Any]) -> TelegramConfig:
     tokens = read_secret_lines(token_file, problems, "[telegram] token_file")
     token = tokens[0] if tokens else ""
     if token and not _TELEGRAM_TOKEN_PATTERN.fullmatch(token):
-        problems.add("[telegram] token_file", f"{token_file} does not hold a bot token like 123456:ABC-DEF... from @BotFather")
+        problems.add("[telegram] token_file",
+                     f"{problems.shown['[telegram] token_file']} does not hold a bot token like 123456:ABC-DEF... from @BotFather")
     webhook_secret_file = s.path("webhook_secret_file", d.webhook_secret_file)
     webhook_secrets: tuple[str, ...] = ()
     if mode == "webhook":
@@ -441,13 +511,13 @@ def _load_telegram(problems: _Problems, data: dict[str, Any]) -> TelegramConfig:
         webhook_secrets = read_secret_lines(webhook_secret_file, problems, where)
         for number, secret in enumerate(webhook_secrets, start=1):
             if not _TELEGRAM_SECRET_PATTERN.fullmatch(secret):
-                problems.add(where, f"line {number} of {webhook_secret_file}: Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and -")
-    webhook_url = s.url("webhook_url", d.webhook_url)
+                problems.add(where, f"line {number} of {problems.shown[where]}: Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and -")
+    webhook_url = s.url("webhook_url", d.webhook_url, https=True)
     return TelegramConfig(
         mode=mode,
-        token_file=token_file,
+        token_file=token_file or d.token_file,
         webhook_url=webhook_url,
-        webhook_secret_file=webhook_secret_file,
+        webhook_secret_file=webhook_secret_file or d.webhook_secret_file,
         api_base_url=s.url("api_base_url", d.api_base_url),
         allowed_ips=s.networks("allowed_ips", d.allowed_ips),
         rate_limit=_rate_limit(problems, s, d.rate_limit),
@@ -465,10 +535,10 @@ def _load_nowpayments(problems: _Problems, data: dict[str, Any]) -> NowPaymentsC
     api_keys = read_secret_lines(api_key_file, problems, "[nowpayments] api_key_file")
     ipn_secret_file = s.path("ipn_secret_file", d.ipn_secret_file)
     return NowPaymentsConfig(
-        api_key_file=api_key_file,
-        ipn_secret_file=ipn_secret_file,
+        api_key_file=api_key_file or d.api_key_file,
+        ipn_secret_file=ipn_secret_file or d.ipn_secret_file,
         api_base_url=s.url("api_base_url", d.api_base_url),
-        ipn_callback_url=s.url("ipn_callback_url", d.ipn_callback_url),
+        ipn_callback_url=s.url("ipn_callback_url", d.ipn_callback_url, https=True),
         allowed_ips=s.networks("allowed_ips", d.allowed_ips),
         notify_owner_on_ipn=s.boolean("notify_owner_on_ipn", d.notify_owner_on_ipn),
         rate_limit=_rate_limit(problems, s, d.rate_limit),
@@ -484,11 +554,10 @@ def _load_database(problems: _Problems, data: dict[str, Any]) -> DatabaseConfig:
     dsn = s.string("dsn", d.dsn)
     if "password=" in dsn or re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", dsn):
         problems.add("[database] dsn", "holds a password; put it in password_file instead")
-    password_file_text = s.string("password_file", "")
     password = ""
     password_file: Path | None = None
-    if password_file_text:
-        password_file = s.path("password_file", Path("/"))
+    if s.string("password_file", ""):  # "" (the default): no password file
+        password_file = s.path("password_file", None)
         lines = read_secret_lines(password_file, problems, "[database] password_file")
         password = lines[0] if lines else ""
     min_size = s.integer("min_size", d.min_size, minimum=0, maximum=1000)

@@ -145,3 +145,109 @@ def test_slow_client_limits_have_defaults_and_bounds(files):
     ]
     files.settings = {"server": {"max_connections": 1_000_001, "header_timeout_seconds": True}}
     assert len(problems(files)) == 2
+
+
+def test_relative_paths_are_read_from_the_config_files_folder(files, tmp_path):
+    files.settings = {
+        "webhooks": {"secrets_file": "webhook-secrets"},
+        "telegram": {"token_file": "./telegram-token", "webhook_secret_file": "telegram-webhook-secret"},
+        "nowpayments": {"api_key_file": "nowpayments-api-key", "ipn_secret_file": "nowpayments-ipn-secret"},
+        "database": {"password_file": "db-password"},
+        "server": {"unix_socket": "run/telepayd.sock"},
+    }
+    files.write()
+    (files.directory / "db-password").write_text("hunter2\n")
+    (files.directory / "db-password").chmod(0o600)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # Read from the config file's folder, not from the current directory.
+    result = subprocess.run([sys.executable, "-m", "telepayd", "check-config", "-c", str(files.path)],
+                            capture_output=True, text=True, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == f"relative paths are read from {files.directory}"
+    config = load(files.path)
+    assert config.webhooks.secrets_file == files.directory / "webhook-secrets"
+    assert config.webhooks.secrets == tuple(files.webhook_secrets)
+    assert config.database.password == "hunter2"
+    assert config.server.unix_socket == str(files.directory / "run" / "telepayd.sock")
+    assert config.relative_paths_from == files.directory
+
+
+def test_absolute_paths_only_say_nothing_about_relative_ones(files):
+    ok = check_config(files.path)
+    assert ok.returncode == 0 and "relative" not in ok.stdout and load(files.path).relative_paths_from is None
+
+
+def test_a_path_problem_names_only_what_the_user_wrote(files):
+    files.settings = {"webhooks": {"secrets_file": "nope"}, "telegram": {"token_file": 5},
+                      "nowpayments": {"ipn_secret_file": "~/ipn-secret"}}
+    found = problems(files)
+    assert found == [
+        f"{files.path}: [webhooks] secrets_file: secret file nope (read as {files.directory / 'nope'}) does not exist",
+        f"{files.path}: [telegram] token_file: expected a file path (absolute, or relative to the config file's folder), got 5",
+        f"{files.path}: [nowpayments] ipn_secret_file: expected a file path without ~ (it is not expanded): write the full path, "
+        "got '~/ipn-secret'",
+    ]
+    # A key left out is read at its default, and the problem says so.
+    files.settings = {}
+    files.write()
+    text = files.path.read_text().replace(f'token_file = "{files.secret_file("telegram-token")}"\n', "")
+    files.path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(files.path)
+    assert caught.value.problems == [
+        f"{files.path}: [telegram] token_file: secret file /etc/telepayd/telegram-token (the default: token_file is not set)"
+        " does not exist"
+    ]
+
+
+def test_networks_with_host_bits_set_are_refused_with_the_network_meant(files):
+    files.settings = {
+        "server": {"trusted_proxies": ["192.168.1.1/24", "10.0.0.0/8"], "status_allowed_ips": ["127.0.0.1/8"]},
+        "webhooks": {"allowed_ips": ["2001:db8::1/64", "203.0.113.7"]},
+        "telegram": {"allowed_ips": ["149.154.167.1/20"]},
+        "nowpayments": {"allowed_ips": ["51.89.194.21/32", "51.75.77.69/31"]},
+    }
+    found = [p.removeprefix(f"{files.path}: ") for p in problems(files)]
+    assert found == [
+        "[server] trusted_proxies: '192.168.1.1/24' has host bits set: write '192.168.1.0/24' for the network, "
+        "or '192.168.1.1/32' for the one address",
+        "[server] status_allowed_ips: '127.0.0.1/8' has host bits set: write '127.0.0.0/8' for the network, "
+        "or '127.0.0.1/32' for the one address",
+        "[webhooks] allowed_ips: '2001:db8::1/64' has host bits set: write '2001:db8::/64' for the network, "
+        "or '2001:db8::1/128' for the one address",
+        "[telegram] allowed_ips: '149.154.167.1/20' has host bits set: write '149.154.160.0/20' for the network, "
+        "or '149.154.167.1/32' for the one address",
+        "[nowpayments] allowed_ips: '51.75.77.69/31' has host bits set: write '51.75.77.68/31' for the network, "
+        "or '51.75.77.69/32' for the one address",
+    ]
+
+
+@pytest.mark.parametrize("section, key, path", [("telegram", "webhook_url", "/telegram"),
+                                                ("nowpayments", "ipn_callback_url", "/webhooks/nowpayments")])
+def test_callback_urls_must_be_https_except_on_this_machine(files, section, key, path):
+    for url in (f"https://pay.example.com{path}", f"http://127.0.0.1:8080{path}", f"http://localhost{path}",
+                f"http://[::1]:8080{path}"):
+        files.settings = {section: {key: url}}
+        files.write()
+        assert getattr(getattr(load(files.path), section), key) == url
+    for url in (f"http://pay.example.com{path}", f"http://10.0.0.5{path}", f"ftp://pay.example.com{path}"):
+        files.settings = {section: {key: url}}
+        assert problems(files) == [f"{files.path}: [{section}] {key}: expected an https:// URL"
+                                   + (" (http:// only for 127.0.0.1, ::1 or localhost)" if url.startswith("http:") else "")
+                                   + f", got '{url}'"]
+
+
+def test_host_and_unix_socket_together_are_refused_unless_host_is_the_default(files):
+    for server in ({"unix_socket": "/run/telepayd/telepayd.sock", "host": "127.0.0.1"},
+                   {"unix_socket": "/run/telepayd/telepayd.sock"}):
+        files.settings = {"server": server}
+        files.write()
+        if "host" not in server:
+            files.path.write_text(files.path.read_text().replace('host = "127.0.0.1"\n', "", 1))
+        assert load(files.path).server.unix_socket == "/run/telepayd/telepayd.sock"
+    files.settings = {"server": {"unix_socket": "/run/telepayd/telepayd.sock", "host": "0.0.0.0"}}
+    assert problems(files) == [
+        f"{files.path}: [server] host: '0.0.0.0' and unix_socket '/run/telepayd/telepayd.sock' are both set, but telepayd "
+        'listens on one or the other: remove host (or leave it at "127.0.0.1") to listen on the socket, or remove unix_socket'
+    ]

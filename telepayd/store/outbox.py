@@ -97,6 +97,29 @@ async def requeue(conn: AsyncConnection, message_id: int | None) -> int:
     return len(await cursor.fetchall())
 
 
+async def failed_after(conn: AsyncConnection, after_id: int, limit: int = 1000) -> list[OutboxMessage]:
+    """Failed messages with an id above ``after_id``, oldest first (to walk them all, page by page)."""
+    cursor = conn.cursor(row_factory=class_row(OutboxMessage))
+    await cursor.execute(_SELECT + " WHERE status = 'failed' AND id > %s ORDER BY id LIMIT %s", [after_id, limit])
+    return await cursor.fetchall()
+
+
+async def get_failed(conn: AsyncConnection, message_id: int) -> OutboxMessage | None:
+    cursor = conn.cursor(row_factory=class_row(OutboxMessage))
+    await cursor.execute(_SELECT + " WHERE status = 'failed' AND id = %s", [message_id])
+    return await cursor.fetchone()
+
+
+async def requeue_ids(conn: AsyncConnection, message_ids: list[int]) -> int:
+    """Queue these failed messages again; return how many were still failed."""
+    cursor = await conn.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now()"
+        " WHERE status = 'failed' AND id = ANY(%s) RETURNING id",
+        [message_ids],
+    )
+    return len(await cursor.fetchall())
+
+
 async def purge_sent(conn: AsyncConnection, older_than_days: int) -> int:
     cursor = await conn.execute(
         "DELETE FROM outbox WHERE status = 'sent' AND sent_at < now() - make_interval(days => %s)", [older_than_days]
