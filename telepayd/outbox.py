@@ -25,7 +25,7 @@ from telegram.helpers import create_deep_linked_url
 
 from .backoff import Backoff
 from .config import OutboxConfig
-from .handlers import texts
+from . import texts
 from .store import anomalies, channels, locks, notifications, subscriptions
 from .store import outbox as outbox_store
 from .store.pool import UNAVAILABLE_ERRORS

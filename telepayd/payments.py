@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from .config import Config
-from .handlers import texts
+from . import texts
 from .numbers import ascii_int
 from .store import anomalies, channels, orders, payments, subscriptions
 from .store import outbox as outbox_store

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .config import Config
-from .handlers import texts
+from . import texts
 from .store import channels, locks, sweeps, webhook_messages
 from .store import outbox as outbox_store
 from .store.pool import UNAVAILABLE_ERRORS

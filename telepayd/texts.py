@@ -1,4 +1,6 @@
-"""Every text the bot shows, in one place (HTML parse mode: anything from users or owners is escaped)."""
+"""Every text a buyer, an owner or the operator sees from the bot and the outbox, in one place below every
+layer that sends one (handlers, money rules, outbox, sweeper, CLI): where languages will plug in. HTML parse
+mode: anything from users or owners is escaped."""
 
 from __future__ import annotations
 

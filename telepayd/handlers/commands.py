@@ -34,7 +34,8 @@ from ..runtime import Runtime
 from ..store import anomalies, channels, keypads, orders, subscriptions
 from ..store import outbox as outbox_store
 from ..store.pool import UNAVAILABLE_ERRORS
-from . import keyboards, keypad, texts
+from .. import texts
+from . import keyboards, keypad
 from .callbacks import decode
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from ..store.channels import Channel
 from ..store.subscriptions import Subscription
-from . import texts
+from .. import texts
 from .callbacks import encode
 
 PAGE_SIZE = 10
