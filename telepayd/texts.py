@@ -29,8 +29,21 @@ HELP = (
     "2. Pay the crypto invoice that opens.\n"
     "3. I send you a personal join link once the payment is confirmed. It works for you only.\n\n"
     "/status shows your subscriptions and gets you a fresh join link.\n"
+    "/whoami shows your Telegram id (channel owners need it).\n"
     "/help shows this message."
 )
+
+
+def whoami(user_id: int) -> str:
+    return (
+        f"Your Telegram id is <code>{user_id}</code>.\n"
+        "Channel owners: this is the <code>--owner</code> of <code>telepayd channels add</code>. To find a "
+        "channel's id, forward me any post of that channel."
+    )
+
+
+def forwarded_from(title: str, chat_id: int) -> str:
+    return f"That post comes from <b>{escape(title)}</b>, whose id is <code>{chat_id}</code>."
 CHANNEL_GONE = "This channel is no longer available. /start shows what is."
 STALE_BUTTON = "That button is out of date. Here is the current list:"
 UNKNOWN_INPUT = "I did not understand that. Use the buttons, or /start to begin again."

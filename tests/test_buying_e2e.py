@@ -288,3 +288,17 @@ def test_channel_list_is_paged_past_ten(config_files, start_daemon, emulator):
     assert user.press([b["callback_data"] for b in buttons(second) if b["callback_data"].startswith("ch:")][0]) == 200
     tiers = emulator.wait_calls("editMessageText", where=lambda p: "Channel 10" in p.get("text", ""))
     assert tiers and all(len(b["callback_data"].encode()) <= 64 for b in buttons(tiers[-1]["params"]))
+
+
+def test_an_owner_finds_their_id_and_a_channels_id_from_the_bot(config_files, start_daemon, emulator):
+    daemon = start_daemon(config_files)
+    owner = TelegramUser(daemon, OWNER, "owner")
+    assert owner.send("/whoami") == 200
+    assert emulator.wait_calls("sendMessage", where=lambda p: to(OWNER)(p) and f"<code>{OWNER}</code>" in p["text"])
+    forwarded = {"message_id": 77, "date": int(time.time()), "text": "a post", "from": owner.user,
+                 "chat": {"id": OWNER, "type": "private"},
+                 "forward_origin": {"type": "channel", "date": int(time.time()), "message_id": 5,
+                                    "chat": {"id": CLOSED, "type": "channel", "title": "Closed <club>"}}}
+    assert owner._post({"message": forwarded}) == 200
+    answer = emulator.wait_calls("sendMessage", where=lambda p: to(OWNER)(p) and str(CLOSED) in p["text"])
+    assert answer and "Closed &lt;club&gt;" in answer[-1]["params"]["text"]

@@ -123,6 +123,7 @@ class Handlers:
         application.add_handler(CommandHandler("start", self.start))
         application.add_handler(CommandHandler("help", self.help))
         application.add_handler(CommandHandler("status", self.status))
+        application.add_handler(CommandHandler("whoami", self.whoami))
         application.add_handler(CallbackQueryHandler(self.press_button))
         application.add_handler(ChatJoinRequestHandler(self.join_request))
         application.add_handler(ChatMemberHandler(self.bot_rights_changed, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -201,10 +202,24 @@ class Handlers:
             await self._new_link(update, button.args[0])
 
     @one_at_a_time
+    async def whoami(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The user's own Telegram id (an owner's ``--owner``)."""
+        message, user = update.effective_message, update.effective_user
+        if message is not None and user is not None:
+            await message.reply_text(texts.whoami(user.id), parse_mode=ParseMode.HTML)
+
+    @one_at_a_time
     async def other_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Text (or an unknown command) where a button was expected."""
-        if update.effective_message:
-            await update.effective_message.reply_text(texts.UNKNOWN_INPUT)
+        """A post forwarded from a channel gets that channel's id; other text (or an unknown command) a hint."""
+        message = update.effective_message
+        if message is None:
+            return
+        origin = message.forward_origin
+        chat = getattr(origin, "chat", None) or getattr(origin, "sender_chat", None)
+        if chat is not None:
+            await message.reply_text(texts.forwarded_from(chat.title or str(chat.id), chat.id), parse_mode=ParseMode.HTML)
+            return
+        await message.reply_text(texts.UNKNOWN_INPUT)
 
     @one_at_a_time
     async def join_request(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -251,6 +266,7 @@ class Handlers:
         member = change.new_chat_member
         can_invite = member.status == "creator" or (member.status == "administrator" and bool(getattr(member, "can_invite_users", False)))
         if can_invite:
+            logger.info("the bot is %s in %r (id %s)", member.status, change.chat.title, change.chat.id)
             return
         async with self._pool.connection() as conn:
             async with conn.transaction():
