@@ -23,6 +23,11 @@ class Notifier:
 
     def __init__(self) -> None:
         self._notifier = sdnotify.SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
+        if self._notifier is not None and self._notifier.socket is not None:
+            # sdnotify's socket blocks: when the reader falls behind (a busy systemd, a test that stopped
+            # reading) the kernel queues only net.unix.max_dgram_qlen datagrams (10), and the next send
+            # would stop the whole event loop, SIGTERM included. A message that cannot go now is dropped.
+            self._notifier.socket.setblocking(False)
 
     def send(self, *lines: str) -> None:
         if self._notifier is None:

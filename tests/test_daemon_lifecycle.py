@@ -230,3 +230,17 @@ def test_a_taken_port_fails_at_once_before_anything_starts(config_files, start_d
         assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
     assert emulator.calls("getMe") == []
     assert elapsed < 10, elapsed  # not the 20 s wait for READY of before (a bound, not a benchmark)
+
+
+def test_a_notify_reader_that_falls_behind_never_stops_the_daemon(config_files, start_daemon):
+    """systemd (or anyone) not reading NOTIFY_SOCKET: the daemon keeps serving and still stops on SIGTERM."""
+    import time
+    import urllib.request
+
+    daemon = start_daemon(config_files, env={"WATCHDOG_USEC": "20000"})  # WATCHDOG=1 every 10 ms, never read
+    time.sleep(1.0)  # far more than the kernel queues for an unread datagram socket (10)
+    with urllib.request.urlopen(daemon.base_url + "/health", timeout=5) as response:
+        assert response.status == 200
+    started = time.monotonic()
+    assert daemon.stop(timeout=15) == 0
+    assert time.monotonic() - started < 15
