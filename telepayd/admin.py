@@ -352,7 +352,7 @@ async def _retry_facts(conn: AsyncConnection, message: outbox_store.OutboxMessag
         found = await notifications.get(conn, number) if number is not None else None
         return {"target_exists": found is not None, "on_sale": found is not None and found.channel_id is not None}
     if message.kind == "channel_post":
-        number = _payload_id(message.payload, "channel_id")
+        number = _payload_id(message.payload, "channel_key") or _payload_id(message.payload, "channel_id")  # earlier versions
         channel = await channels.get(conn, number) if number is not None else None
         return {"target_exists": channel is not None, "on_sale": channel is not None and not channel.removed}
     return {}

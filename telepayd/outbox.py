@@ -138,10 +138,13 @@ class OutboxWorker:
             if bot is None:
                 await self._sleep(POLL_SECONDS)
                 continue
+            self._wake.clear()  # from here on, a wake means "queued since this query"
             async with self._pool.connection() as conn:
                 due = await outbox_store.due(conn, BATCH, skip_chats=self._pacer.busy_chats())
             delivered = 0
             for message in due:
+                if self._wake.is_set() and message.priority != outbox_store.URGENT:
+                    break  # something new was queued (a buyer's join link?): look again, most urgent first
                 if message.chat_id is not None and self._pacer.is_busy(message.chat_id):
                     continue  # its chat is cooling down: the next round takes it
                 delivered += await self._deliver(bot, message)
@@ -209,24 +212,29 @@ class OutboxWorker:
         raise PermanentFailure(f"undeliverable: {detail}")
 
     async def _send(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
-        payload = message.payload
-        if message.kind == "message":
-            await bot.send_message(chat_id, payload["text"], parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                                   reply_markup=_renew_button(bot, payload.get("renew_channel_key")))
-        elif message.kind == "notification":
-            await self._send_notification(bot, chat_id, int(payload["notification_id"]))
-        elif message.kind == "join_link":
-            await self._send_join_link(bot, message)
-        elif message.kind == "channel_post":
-            await self._post_in_channel(bot, int(payload["channel_id"]))
-        elif message.kind == "remove_member":
-            await self._remove_member(bot, message)
-        elif message.kind == "edit":
-            await _edit_or_forget(bot, chat_id, int(payload["message_id"]), payload["text"])
-        else:
-            raise PermanentFailure(f"unknown outbox kind {message.kind!r}")
+        """One delivery function per kind (the store has one builder per kind: ``outbox_store.enqueue_*``)."""
+        deliver = {
+            "message": self._send_text,
+            "notification": self._send_notification,
+            "join_link": self._send_join_link,
+            "channel_post": self._post_in_channel,
+            "remove_member": self._remove_member,
+            "edit": self._edit,
+        }.get(message.kind)
+        if deliver is None:
+            raise PermanentFailure(f"undeliverable: unknown outbox kind {message.kind!r}")
+        await deliver(bot, message, chat_id)
 
-    async def _send_notification(self, bot: Bot, chat_id: int, notification_id: int) -> None:
+    async def _send_text(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
+        payload = message.payload
+        await bot.send_message(chat_id, payload["text"], parse_mode=ParseMode.HTML, disable_web_page_preview=True,
+                               reply_markup=_renew_button(bot, payload.get("renew_channel_key")))
+
+    async def _edit(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
+        await _edit_or_forget(bot, chat_id, int(message.payload["message_id"]), message.payload["text"])
+
+    async def _send_notification(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
+        notification_id = int(message.payload["notification_id"])
         async with self._pool.connection() as conn:
             found = await notifications.get(conn, notification_id)
         if found is None:
@@ -237,7 +245,7 @@ class OutboxWorker:
         async with self._pool.connection() as conn:
             await notifications.mark_delivered(conn, notification_id)
 
-    async def _send_join_link(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
+    async def _send_join_link(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
         payload = dict(message.payload)
         if "invite_link" not in payload:
             async with self._pool.connection() as conn:
@@ -279,10 +287,12 @@ class OutboxWorker:
                 logger.warning("anomaly bot_lost_rights: %s", detail)
                 await anomalies.record(conn, "bot_lost_rights", detail)
                 if channel is not None:
-                    await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {"text": texts.lost_rights(channel.title)})
+                    await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.lost_rights(channel.title))
 
-    async def _post_in_channel(self, bot: Bot, channel_key: int) -> None:
+    async def _post_in_channel(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
         """Post the subscribe/donate message, or edit the one posted before."""
+        # "channel_id" is how rows queued by earlier versions name the channel's key.
+        channel_key = int(message.payload.get("channel_key", message.payload.get("channel_id")))
         async with self._pool.connection() as conn:
             channel = await channels.get(conn, channel_key)
             post = await notifications.get_post(conn, channel_key)
@@ -317,7 +327,7 @@ class OutboxWorker:
         async with self._pool.connection() as conn:
             await notifications.save_post(conn, channel.id, channel.open_channel_id, sent.message_id)
 
-    async def _remove_member(self, bot: Bot, message: outbox_store.OutboxMessage) -> None:
+    async def _remove_member(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
         """unbanChatMember without only_if_banned removes a member without banning them; then tell them."""
         payload = dict(message.payload)
         async with self._pool.connection() as conn:
@@ -325,12 +335,13 @@ class OutboxWorker:
         if renewed:  # they paid again while this waited in the outbox: keep them
             logger.info("outbox %d: user %s renewed before the removal went out; not removed", message.id, message.chat_id)
             return
+        # Links first: even if the removal itself fails (the bot lost its rights), nobody gets in with them.
+        await self._revoke_links(bot, message.chat_id, int(payload["closed_chat_id"]))
         if not payload.get("removed"):
             await bot.unban_chat_member(payload["closed_chat_id"], message.chat_id)
             payload["removed"] = True
             async with self._pool.connection() as conn:
                 await outbox_store.save_progress(conn, message.id, payload)
-        await self._revoke_links(bot, message.chat_id, int(payload["closed_chat_id"]))
         await bot.send_message(message.chat_id, texts.removed(payload["title"]), parse_mode=ParseMode.HTML,
                                reply_markup=_renew_button(bot, payload.get("channel_key")))
 

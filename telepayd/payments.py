@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -150,47 +150,59 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     if status == "finished":
         if not await payments.mark_granted(conn, ipn.payment_id):
             return "already granted"
-        await _grant(conn, order, channel, config)
+        ends_at = await _grant(conn, order, channel, config)
+        if ends_at is not None and order.days:
+            await payments.set_granted_window(conn, ipn.payment_id, ends_at - timedelta(days=order.days), ends_at)
         return "granted"
     if status == "partially_paid":
-        await outbox_store.enqueue(conn, "message", order.user_id, {
-            "text": texts.partially_paid(channel.title, ipn.actually_paid, ipn.pay_currency, order.price)})
+        await outbox_store.enqueue_message(
+            conn, order.user_id, texts.partially_paid(channel.title, ipn.actually_paid, ipn.pay_currency, order.price))
     elif status == "failed":
         await orders.set_status(conn, order.order_id, "failed")
-        await outbox_store.enqueue(conn, "message", order.user_id, {"text": texts.payment_failed(channel.title)})
+        await outbox_store.enqueue_message(conn, order.user_id, texts.payment_failed(channel.title))
     elif status == "expired":
         await orders.set_status(conn, order.order_id, "expired")
-        await outbox_store.enqueue(conn, "message", order.user_id, {"text": texts.payment_expired(channel.title)})
+        await outbox_store.enqueue_message(conn, order.user_id, texts.payment_expired(channel.title))
     elif status == "refunded":
         await orders.set_status(conn, order.order_id, "refunded")
         if payment is not None and payment.granted_at is not None:
-            return await _take_back(conn, order, channel)
-        await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
-            "text": texts.owner_refund(channel.title, order.price, order.user_id)})
+            return await _take_back(conn, order, channel, payment)
+        await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_refund(channel.title, order.price, order.user_id))
     return f"status {status}"
 
 
-async def _take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel) -> str:
-    """A refund of a payment that granted: the subscription loses that order's days (never below now, and
-    at now the member is removed as at expiry by the next sweep); the buyer and the owner are told."""
-    days = order.days if order.kind == "subscription" and order.days else 0
+async def _take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, payment: payments.Payment) -> str:
+    """A refund of a payment that granted: the subscription loses what is left of the access that payment
+    bought — never what other payments bought, never time already used, nothing after a revoke (which spent
+    every earlier grant) — and never ends before now (at now the sweeper removes the member as at
+    expiry). The buyer and the owner are told."""
+    left = timedelta(0)
     ends_at = None
-    if days:
-        ends_at = await subscriptions.shorten(conn, user_id=order.user_id, channel_id=channel.id, days=days)
+    if order.kind == "subscription" and order.days:
+        state = await subscriptions.get_state_for_update(conn, order.user_id, channel.id)
+        revoked_at = state[1] if state else None
+        granted_from = payment.granted_from or payment.granted_at  # rows granted before the window was kept
+        granted_until = payment.granted_until or (payment.granted_at + timedelta(days=order.days))
+        spent = revoked_at is not None and payment.granted_at is not None and revoked_at >= payment.granted_at
+        if state is not None and not spent:
+            left = max(timedelta(0), granted_until - max(datetime.now(timezone.utc), granted_from))
+            left = min(left, timedelta(days=order.days))
+        ends_at = await subscriptions.shorten(conn, user_id=order.user_id, channel_id=channel.id, by=left) if left else (state[0] if state else None)
+    days_back = round(left.total_seconds() / 86400) if left else 0
     still_active = ends_at is not None and ends_at > datetime.now(timezone.utc)
-    await outbox_store.enqueue(conn, "message", order.user_id, {
-        "text": texts.refunded_buyer(channel.title, order.price, ends_at if still_active else None) if days
-        else texts.refunded_donation(channel.title, order.price)})
-    await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
-        "text": texts.owner_refund(channel.title, order.price, order.user_id, days)})
-    logger.info("order %s refunded after it granted: %s", order.order_id,
-                f"{days} day(s) taken back from user {order.user_id} in channel {channel.id}, now until {ends_at}" if days
-                else "a donation, nothing to take back")
-    return "refunded: access taken back" if days else "refunded"
+    to_buyer = (texts.refunded_buyer(channel.title, order.price, ends_at if still_active else None, taken_back=bool(left))
+                if order.kind == "subscription" else texts.refunded_donation(channel.title, order.price))
+    await outbox_store.enqueue_message(conn, order.user_id, to_buyer)
+    await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_refund(channel.title, order.price, order.user_id, days_back))
+    logger.info("order %s refunded after it granted: %s taken back from user %s in channel %s, now until %s",
+                order.order_id, left, order.user_id, channel.id, ends_at)
+    return "refunded: access taken back" if left else "refunded"
 
 
-async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, config: Config) -> None:
+async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, config: Config) -> datetime | None:
+    """Mark the order paid and give what it bought; return the subscription's new end (None: a donation)."""
     await orders.set_status(conn, order.order_id, "paid")
+    ends_at = None
     if order.kind == "subscription" and order.days:
         ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days)
         await subscriptions.touch_link(conn, order.user_id, channel.id)
@@ -202,6 +214,7 @@ async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.C
     else:
         logger.info("order %s paid: donation of %s to channel %s", order.order_id, order.price, channel.id)
     if config.nowpayments.notify_owner_on_ipn:
-        await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {
-            "text": texts.owner_payment(channel.title, order.kind, order.price, order.days, order.user_id, order.username)})
+        await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_payment(
+            channel.title, order.kind, order.price, order.days, order.user_id, order.username))
+    return ends_at
 

@@ -83,7 +83,7 @@ class Sweeper:
                     wanted = set(job.open_channel_ids) if job.open_channel_ids is not None else None
                     targets = [c for c in active if wanted is None or str(c.open_channel_id) in wanted]
                     for channel in targets:
-                        await outbox_store.enqueue(conn, "channel_post", channel.open_channel_id, {"channel_id": channel.id})
+                        await outbox_store.enqueue_channel_post(conn, channel.open_channel_id, channel.id)
                     unknown = sorted(wanted - {str(c.open_channel_id) for c in active}) if wanted else []
                     logger.info("broadcast job %d: %d channel post(s) queued%s", job.id, len(targets),
                                 f"; unknown channels skipped: {', '.join(unknown)}" if unknown else "")
@@ -104,8 +104,7 @@ class Sweeper:
                     if not due:
                         continue
                     # One reminder per sweep, for the nearest day; the farther ones are then past.
-                    await outbox_store.enqueue(conn, "message", sub.user_id, {
-                        "text": texts.reminder(sub.title, sub.ends_at), "renew_channel_key": sub.channel_id})
+                    await outbox_store.enqueue_message(conn, sub.user_id, texts.reminder(sub.title, sub.ends_at), renew_channel_key=sub.channel_id)
                     await sweeps.mark_reminded(conn, sub.user_id, sub.channel_id, sorted(set(sub.reminded_days) | set(due)))
                     queued += 1
         return queued
@@ -134,7 +133,7 @@ class Sweeper:
             async with conn.transaction():
                 stale = await sweeps.take_stale_keypads(conn, config.donations.keypad_timeout_seconds)
                 for pad in stale:
-                    await outbox_store.enqueue(conn, "edit", pad.chat_id, {"message_id": pad.message_id, "text": texts.KEYPAD_EXPIRED})
+                    await outbox_store.enqueue_edit(conn, pad.chat_id, pad.message_id, texts.KEYPAD_EXPIRED)
         return len(stale)
 
     async def _retention(self, config: Config) -> int:

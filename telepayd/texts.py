@@ -128,7 +128,7 @@ def owner_payment(title: str, kind: str, price: Decimal, days: int | None, user_
 def owner_refund(title: str, price: Decimal, user_id: int, days_taken_back: int | None = None) -> str:
     text = f"↩️ A payment of {money(price)} in <b>{escape(title)}</b> by user {user_id} was refunded."
     if days_taken_back:
-        return text + f" The {day_count(days_taken_back)} it bought were taken back."
+        return text + f" {day_count(days_taken_back).capitalize()} of access were taken back."
     return text
 
 
@@ -182,11 +182,12 @@ DONATE = "💝 Donate"
 RENEW = "🔁 Renew"
 
 
-def refunded_buyer(title: str, price: Decimal, ends_at: datetime | None) -> str:
-    text = f"↩️ Your payment of {money(price)} for <b>{escape(title)}</b> was refunded, so the time it bought is taken back."
+def refunded_buyer(title: str, price: Decimal, ends_at: datetime | None, taken_back: bool) -> str:
+    text = f"↩️ Your payment of {money(price)} for <b>{escape(title)}</b> was refunded"
+    text += ", so the time it bought that was still ahead is taken back." if taken_back else "."
     if ends_at is None:
-        return text + " Your access has ended."
-    return text + f" Your access now ends on {date(ends_at)}."
+        return text + " Your access has ended." if taken_back else text
+    return text + f" Your access {'now ' if taken_back else ''}ends on {date(ends_at)}."
 
 
 def refunded_donation(title: str, price: Decimal) -> str:

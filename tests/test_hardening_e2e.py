@@ -67,6 +67,24 @@ def test_a_revoked_user_cannot_come_back_and_their_links_are_revoked(config_file
     assert again.returncode == 1 and "takes no --days" in again.stderr
 
 
+def test_a_revoke_landing_while_a_join_is_approved_still_removes_the_user(config_files, start_daemon, emulator):
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    _, link = _paid(config_files, emulator, daemon, key, alice, 5003)
+    emulator.slow("approveChatJoinRequest", 3.0)  # the approval is on its way to Telegram ...
+    assert alice.ask_to_join(CLOSED, link) == 200
+    assert emulator.wait_calls("approveChatJoinRequest")
+    # ... when the operator revokes: its removal reaches Telegram before she is even in.
+    assert telepayd(config_files, "subscriptions", "revoke", "--user", str(ALICE), "--channel", str(key)).returncode == 0
+    assert wait_for(lambda: len(emulator.calls("unbanChatMember")) == 1, 10)
+    # Once the approval went through, the daemon sees her access has ended and removes her again.
+    assert wait_for(lambda: len(emulator.calls("unbanChatMember")) == 2, 15)
+    approved_at = emulator.calls("approveChatJoinRequest")[0]["at"]
+    assert emulator.calls("unbanChatMember")[-1]["at"] > approved_at + 2.5
+    assert "removal queued" in daemon.log()
+
+
 def test_an_expired_user_cannot_reuse_an_unexpired_link(config_files, start_daemon, emulator):
     key = add_channel(config_files, "9.99:30")
     daemon = start_daemon(config_files)
@@ -98,7 +116,7 @@ def test_a_refund_after_finished_takes_back_the_days_and_removes_at_zero(config_
     (ends_at,) = db(config_files, "SELECT ends_at FROM subscriptions")[0]
     assert abs(ends_at - (datetime.now(timezone.utc) + timedelta(days=30))) < timedelta(minutes=2)
     assert emulator.wait_calls("sendMessage", where=lambda p: to(ALICE)(p) and "refunded" in p["text"] and "now ends" in p["text"])
-    assert emulator.wait_calls("sendMessage", where=lambda p: to(OWNER)(p) and "30 days it bought were taken back" in p["text"])
+    assert emulator.wait_calls("sendMessage", where=lambda p: to(OWNER)(p) and "30 days of access were taken back" in p["text"])
     assert emulator.calls("unbanChatMember") == []
 
     # A duplicate refund IPN takes nothing more; the first payment's refund reaches now: removed as at expiry.
@@ -107,6 +125,33 @@ def test_a_refund_after_finished_takes_back_the_days_and_removes_at_zero(config_
     assert wait_for(lambda: len(emulator.calls("unbanChatMember")) == 1, 15)
     assert db(config_files, "SELECT ends_at <= now(), removed_at IS NOT NULL FROM subscriptions") == [(True, True)]
     assert db(config_files, "SELECT status FROM orders ORDER BY created_at") == [("refunded",), ("refunded",)]
+
+
+def test_a_refund_never_takes_what_another_payment_bought(config_files, start_daemon, emulator):
+    """A refund takes back only what is left of its own payment's access: not after a revoke (which spent
+    it), not after it ran out, and never the days a later payment bought."""
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    first, _ = _paid(config_files, emulator, daemon, key, alice, 6101)
+    assert telepayd(config_files, "subscriptions", "revoke", "--user", str(ALICE), "--channel", str(key)).returncode == 0
+    second = buy(emulator, alice, key)
+    assert emulator.send_ipn(second, "finished", payment_id=6102)["answer"]["outcome"] == "granted"
+    refunded = emulator.send_ipn(first, "refunded", payment_id=6101)
+    assert refunded["answer"]["outcome"] == "refunded"  # the revoke had spent it: nothing left to take
+    (ends_at,) = db(config_files, "SELECT ends_at FROM subscriptions")[0]
+    assert abs(ends_at - (datetime.now(timezone.utc) + timedelta(days=30))) < timedelta(minutes=2)
+
+    # A payment whose access ran out long ago, refunded now: the current subscription keeps every day.
+    with psycopg.connect(config_files.dsn) as conn:
+        conn.execute("UPDATE payments SET granted_at = now() - interval '70 days', granted_from = now() - interval '70 days',"
+                     " granted_until = now() - interval '40 days' WHERE payment_id = 6102")
+        conn.execute("UPDATE subscriptions SET revoked_at = NULL")
+    third = buy(emulator, alice, key)
+    assert emulator.send_ipn(third, "finished", payment_id=6103)["answer"]["outcome"] == "granted"
+    assert emulator.send_ipn(second, "refunded", payment_id=6102)["answer"]["outcome"] == "refunded"
+    (ends_at,) = db(config_files, "SELECT ends_at FROM subscriptions")[0]
+    assert abs(ends_at - (datetime.now(timezone.utc) + timedelta(days=60))) < timedelta(minutes=2)
 
 
 # 3. Numbers are ASCII.

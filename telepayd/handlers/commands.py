@@ -257,6 +257,23 @@ class Handlers:
                 await request.decline()
         except TelegramError as exc:
             logger.warning("could not answer the join request of user %s in %s: %s", user_id, chat_id, exc)
+        if allowed:
+            await self._remove_if_access_ended(user_id, chat_id)
+
+    async def _remove_if_access_ended(self, user_id: int, chat_id: int) -> None:
+        """After an approval: a revoke or a refund that landed between the check and the approval would find
+        nobody to remove (the user was not in yet), so look again and remove them now if their access ended."""
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                if await subscriptions.has_access(conn, user_id, chat_id):
+                    return
+                channel = await channels.find_by_closed_id(conn, chat_id)
+                if channel is None:
+                    return
+                await outbox_store.enqueue_removal(conn, user_id, closed_chat_id=chat_id, title=channel.title,
+                                                   channel_key=channel.id)
+        logger.warning("user %s was approved into %s as their access ended; removal queued", user_id, chat_id)
+        self.deps.wake_outbox()
 
     async def bot_rights_changed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The bot's own membership changed: losing the right to invite in a closed channel is an anomaly."""
@@ -276,7 +293,7 @@ class Handlers:
                 detail = f"the bot is now {member.status} without invite rights in {change.chat.id} (channel {channel.id})"
                 logger.warning("anomaly bot_lost_rights: %s", detail)
                 await anomalies.record(conn, "bot_lost_rights", detail)
-                await outbox_store.enqueue(conn, "message", channel.owner_chat_id, {"text": texts.lost_rights(channel.title)})
+                await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.lost_rights(channel.title))
         self.deps.wake_outbox()
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -21,13 +21,15 @@ class OutboxMessage:
     status: str
     last_error: str | None
     created_at: datetime
+    priority: int = 1
 
 
-_SELECT = "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at FROM outbox"
+_SELECT = "SELECT id, kind, chat_id, payload, attempts, status, last_error, created_at, priority FROM outbox"
 
 
-# Delivered first: what a buyer is waiting for. Everything else is priority 1.
-BUYER_WAITS = 0
+# Delivered first: what a buyer is waiting for (a join link) and what must not wait (removing a member whose
+# access ended). Everything else is priority 1.
+URGENT = 0
 IN_TURN = 1
 
 
@@ -43,6 +45,24 @@ async def enqueue(
     return int(row[0])
 
 
+async def enqueue_message(conn: AsyncConnection, chat_id: int, text: str, *, renew_channel_key: int | None = None) -> int:
+    """A text (HTML) for a user or an owner; with ``renew_channel_key``, under a Renew button for that channel."""
+    payload: dict[str, Any] = {"text": text}
+    if renew_channel_key is not None:
+        payload["renew_channel_key"] = renew_channel_key
+    return await enqueue(conn, "message", chat_id, payload)
+
+
+async def enqueue_channel_post(conn: AsyncConnection, open_channel_id: int, channel_key: int) -> int:
+    """Post (or edit in place) the channel's Subscribe/Donate message in its open channel."""
+    return await enqueue(conn, "channel_post", open_channel_id, {"channel_key": channel_key})
+
+
+async def enqueue_edit(conn: AsyncConnection, chat_id: int, message_id: int, text: str) -> int:
+    """Replace the text of a message the bot sent (nothing if it is gone or unchanged)."""
+    return await enqueue(conn, "edit", chat_id, {"message_id": message_id, "text": text})
+
+
 async def enqueue_join_link(
     conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, hours: int,
     order_id: str | None = None, ends_at: datetime | None = None,
@@ -53,14 +73,14 @@ async def enqueue_join_link(
         payload["fresh"] = True
     else:
         payload["ends_at"] = ends_at.isoformat()
-    return await enqueue(conn, "join_link", user_id, payload, priority=BUYER_WAITS)
+    return await enqueue(conn, "join_link", user_id, payload, priority=URGENT)
 
 
 async def enqueue_removal(conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, channel_key: int) -> int:
     """Remove ``user_id`` from the closed channel (unless they paid again meanwhile), revoke their open
     invite links there, and tell them, with a Renew button."""
     return await enqueue(conn, "remove_member", user_id,
-                         {"closed_chat_id": closed_chat_id, "title": title, "channel_key": channel_key})
+                         {"closed_chat_id": closed_chat_id, "title": title, "channel_key": channel_key}, priority=URGENT)
 
 
 async def due(conn: AsyncConnection, limit: int, *, skip_chats: list[int] | None = None) -> list[OutboxMessage]:

@@ -16,6 +16,8 @@ class Payment:
     order_id: str
     status: str
     granted_at: datetime | None
+    granted_from: datetime | None  # the access it bought (subscriptions granted since 0004)
+    granted_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ async def set_event_outcome(conn: AsyncConnection, event_id: int, outcome: str) 
     await conn.execute("UPDATE ipn_events SET outcome = %s WHERE id = %s", [outcome, event_id])
 
 
-_SELECT = "SELECT payment_id, order_id, status, granted_at FROM payments"
+_SELECT = "SELECT payment_id, order_id, status, granted_at, granted_from, granted_until FROM payments"
 
 
 async def get_for_update(conn: AsyncConnection, payment_id: int) -> Payment | None:
@@ -76,6 +78,14 @@ async def mark_granted(conn: AsyncConnection, payment_id: int) -> bool:
         "UPDATE payments SET granted_at = now() WHERE payment_id = %s AND granted_at IS NULL RETURNING 1", [payment_id]
     )
     return await cursor.fetchone() is not None
+
+
+async def set_granted_window(conn: AsyncConnection, payment_id: int, granted_from: datetime, granted_until: datetime) -> None:
+    """Remember the stretch of access this payment bought (a refund takes back only what is left of it)."""
+    await conn.execute(
+        "UPDATE payments SET granted_from = %s, granted_until = %s WHERE payment_id = %s",
+        [granted_from, granted_until, payment_id],
+    )
 
 
 async def events_for_order(conn: AsyncConnection, order_id: str) -> list[IpnEvent]:

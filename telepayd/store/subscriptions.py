@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
@@ -45,23 +45,33 @@ async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: 
     return row[0]
 
 
-async def shorten(conn: AsyncConnection, *, user_id: int, channel_id: int, days: int) -> datetime | None:
-    """Take ``days`` back from the end, never below now; return the new end (None: no subscription).
+async def get_state_for_update(conn: AsyncConnection, user_id: int, channel_id: int) -> tuple[datetime, datetime | None] | None:
+    """The subscription's end and its last revoke, locked (None: no subscription)."""
+    cursor = await conn.execute(
+        "SELECT ends_at, revoked_at FROM subscriptions WHERE user_id = %s AND channel_id = %s FOR UPDATE",
+        [user_id, channel_id],
+    )
+    row = await cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+async def shorten(conn: AsyncConnection, *, user_id: int, channel_id: int, by: timedelta) -> datetime | None:
+    """Take ``by`` off the end, never below now; return the new end (None: no subscription).
 
     An end that reaches now leaves the row for the sweeper, which removes the member as at expiry."""
     cursor = await conn.execute(
-        "UPDATE subscriptions SET ends_at = least(ends_at, greatest(now(), ends_at - make_interval(days => %(days)s))),"
-        " updated_at = now()"
+        "UPDATE subscriptions SET ends_at = least(ends_at, greatest(now(), ends_at - %(by)s)), updated_at = now()"
         " WHERE user_id = %(user)s AND channel_id = %(channel)s RETURNING ends_at",
-        {"user": user_id, "channel": channel_id, "days": days},
+        {"user": user_id, "channel": channel_id, "by": by},
     )
     row = await cursor.fetchone()
     return row[0] if row else None
 
 
 async def shorten_to_now(conn: AsyncConnection, *, user_id: int, channel_id: int) -> bool:
+    """Revoke: the access ends now, and every grant made before now is spent."""
     cursor = await conn.execute(
-        "UPDATE subscriptions SET ends_at = now(), updated_at = now() WHERE user_id = %s AND channel_id = %s"
+        "UPDATE subscriptions SET ends_at = now(), revoked_at = now(), updated_at = now() WHERE user_id = %s AND channel_id = %s"
         " AND ends_at > now() RETURNING 1",
         [user_id, channel_id],
     )
