@@ -28,6 +28,7 @@ MAX_BACKOFF_SECONDS = 60.0
 # waiting to be: beyond that the webhook answers 503 and Telegram delivers the update again later.
 CONCURRENT_UPDATES = 64
 MAX_QUEUED_UPDATES = 2000
+STOP_SECONDS = 5.0  # for the updates being handled when the daemon stops
 
 
 class BotBusy(Exception):
@@ -105,14 +106,16 @@ class TelegramBot:
             raise ValueError("an update needs an integer update_id")
         try:
             update = Update.de_json(data, self.application.bot)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except Exception as exc:  # PTB raises whatever the data provokes (KeyError, OverflowError for a date...)
             raise ValueError(f"not a Telegram update ({exc.__class__.__name__})") from None
         if update is None:
             raise ValueError("not a Telegram update")
         await self.application.update_queue.put(update)
 
     async def stop(self) -> None:
-        """Stop taking updates, finish the queued ones, then shut PTB down."""
+        """Stop taking updates, let the ones being handled finish (within ``STOP_SECONDS``), then shut PTB
+        down. Updates still waiting are dropped: they are chat, not money, and PTB would otherwise handle
+        every one of them first (with Telegram slow, longer than systemd waits)."""
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,6 +124,15 @@ class TelegramBot:
             self.ready = False
             if self.application.updater is not None and self.application.updater.running:
                 await self.application.updater.stop()
-            await self.application.stop()
+            dropped = 0
+            while not self.application.update_queue.empty():
+                self.application.update_queue.get_nowait()
+                dropped += 1
+            if dropped:
+                logger.info("stopping: %d queued Telegram update(s) dropped (Telegram does not resend them)", dropped)
+            try:
+                await asyncio.wait_for(self.application.stop(), STOP_SECONDS)
+            except TimeoutError:
+                logger.warning("stopping: updates still being handled after %.0f s were cut short", STOP_SECONDS)
         with contextlib.suppress(Exception):
             await self.application.shutdown()

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--user", type=whole_number(), required=True, metavar="ID",
                             help="the subscriber's Telegram user id, e.g. 6271402111")
         action.add_argument("--channel", required=True, metavar="ID", help=CHANNEL_REF)
-        action.add_argument("--days", type=whole_number(), metavar="N",
+        action.add_argument("--days", type=whole_number(maximum=3650), metavar="N",
                             help="days to add (grant only; from the current end, or from now when it has passed)"
                             if name == "grant" else "refused: revoke ends the subscription now")
         _add_config_option(action)

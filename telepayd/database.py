@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from psycopg_pool import PoolTimeout
 
@@ -16,6 +17,7 @@ from .store.pool import UNAVAILABLE_ERRORS, connect, create_pool, first_line
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+PING_EVERY_SECONDS = 1.0
 
 
 # Bot updates waiting for a connection beyond this many are refused at once (the user is asked to retry).
@@ -38,6 +40,8 @@ class Database:
         )
         self.schema_ready = False
         self.problem = "not connected yet"
+        self._ping: asyncio.Future[bool] | None = None
+        self._pinged_at = 0.0
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -90,13 +94,23 @@ class Database:
                 return
 
     async def ping(self, timeout: float = 2.0) -> bool:
-        """True when a pooled connection answers a round trip within ``timeout``."""
+        """True when the database answers a round trip. ``/ready`` is public: every caller within
+        ``PING_EVERY_SECONDS`` shares one ping, so a flood of probes costs one connection a second."""
         if not self.schema_ready:
             return False
+        now = time.monotonic()
+        if self._ping is None or (self._ping.done() and now - self._pinged_at >= PING_EVERY_SECONDS):
+            self._pinged_at = now
+            self._ping = asyncio.ensure_future(self._ping_once(timeout))
+        return await asyncio.shield(self._ping)
+
+    async def _ping_once(self, timeout: float) -> bool:
         try:
             async with self.pool.connection(timeout=timeout) as conn:
                 await locks.ping(conn)
-        except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+        except PoolTimeout:
+            return True  # every connection is busy: the database is up, the daemon is loaded
+        except UNAVAILABLE_ERRORS as exc:
             self.problem = f"unreachable ({first_line(exc)})"
             return False
         self.problem = ""

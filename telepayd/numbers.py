@@ -22,13 +22,19 @@ def ascii_int(text: object, *, signed: bool = False) -> int | None:
     return int(text) if match else None
 
 
-def argument(signed: bool = False):
-    """An argparse ``type=`` that accepts ASCII digits only, with a clear message otherwise."""
+# The largest id PostgreSQL's bigint holds (Telegram's ids, outbox ids).
+MAX_ID = 2**63 - 1
+
+
+def argument(signed: bool = False, *, maximum: int = MAX_ID):
+    """An argparse ``type=`` that accepts ASCII digits only, up to ``maximum``, with a clear message otherwise."""
 
     def parse(text: str) -> int:
         value = ascii_int(text, signed=signed)
         if value is None:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number written with the digits 0-9")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} is more than {maximum}, the largest accepted here")
         return value
 
     parse.__name__ = "whole number"

@@ -65,15 +65,17 @@ def parse_ipn(document: dict[str, Any]) -> Ipn:
     if not isinstance(status, str) or status not in KNOWN_STATUSES:
         raise InvalidIpn(f"Field 'payment_status' must be one of {', '.join(sorted(KNOWN_STATUSES))}.")
     order_id = document.get("order_id")
-    if not isinstance(order_id, str) or not 0 < len(order_id) <= 64:
-        raise InvalidIpn("Field 'order_id' must be a string of 1 to 64 characters.")
+    if not isinstance(order_id, str) or not 0 < len(order_id) <= 64 or "\x00" in order_id:
+        raise InvalidIpn("Field 'order_id' must be a string of 1 to 64 characters (no NUL).")
     price = _decimal(document.get("price_amount"))
     if price is None:
         raise InvalidIpn("Field 'price_amount' must be a number.")
     currency = document.get("price_currency")
-    if not isinstance(currency, str) or not currency:
+    if not isinstance(currency, str) or not 0 < len(currency) <= 16 or "\x00" in currency:
         raise InvalidIpn("Field 'price_currency' must be a currency code.")
     pay_currency = document.get("pay_currency")
+    if isinstance(pay_currency, str) and (len(pay_currency) > 32 or "\x00" in pay_currency):
+        raise InvalidIpn("Field 'pay_currency' must be a currency code.")
     return Ipn(
         payment_id=payment_id,
         payment_status=status,

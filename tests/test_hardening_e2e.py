@@ -187,6 +187,43 @@ def test_non_ascii_digits_are_refused_everywhere(config_files, start_daemon, emu
     assert "Traceback" not in daemon.log()
 
 
+def test_numbers_too_big_for_the_database_are_refused_not_crashed_on(config_files, start_daemon, emulator):
+    key = add_channel(config_files, "9.99:30")
+    for args in (["subscriptions", "grant", "--user", "9" * 19, "--channel", str(key), "--days", "1"],
+                 ["subscriptions", "grant", "--user", "1", "--channel", str(key), "--days", "3000000"],
+                 ["outbox", "retry", "9" * 19], ["orders", "show", "--user", "9" * 19]):
+        result = telepayd(config_files, *args)
+        assert result.returncode == 2 and "largest accepted" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    daemon = start_daemon(config_files)
+    bob = TelegramUser(daemon, 4242, "bob")
+    assert bob.send("/start sub_" + "9" * 19) == 200  # a key past bigint: the channel list, not an error
+    assert emulator.wait_calls("sendMessage", where=lambda p: to(4242)(p) and "Pick a channel" in p["text"])
+    update = {"update_id": 1, "message": {"message_id": 1, "date": 10**20, "text": "hi", "chat": {"id": 1, "type": "private"}}}
+    status, answer = http_post(daemon.base_url + "/telegram", json.dumps(update).encode(),
+                               {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret-token-1"})
+    assert status == 400 and json.loads(answer)["error"] == "invalid_update"
+    assert "Traceback" not in daemon.log()
+
+
+async def test_a_flood_of_readiness_probes_shares_one_ping(config_files, start_daemon, emulator):
+    import aiohttp
+
+    import asyncio
+
+    daemon = start_daemon(config_files)
+    before = _get(daemon.base_url + "/status")[1]["pool"].get("requests_num", 0)
+    async with aiohttp.ClientSession() as session:
+        async def probe() -> int:
+            async with session.get(daemon.base_url + "/ready") as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(probe() for _ in range(300)))
+    assert set(statuses) == {200}, sorted(set(statuses))
+    # Anyone may probe /ready: 300 probes took a few pooled connections, not 300 from the pool IPNs use.
+    taken = _get(daemon.base_url + "/status")[1]["pool"].get("requests_num", 0) - before
+    assert taken < 20, taken
+
+
 # 4 and 10. Hostile and invalid IPN bodies: a 400 before any hashing, never a 500.
 
 def test_hostile_ipn_shapes_and_invalid_unicode_get_400(config_files, start_daemon, emulator):

@@ -28,7 +28,7 @@ from telegram.ext import (
 
 from ..database import Database
 from ..errors import StoreUnavailable
-from ..numbers import ascii_int
+from ..numbers import MAX_ID, ascii_int
 from ..nowpayments import NowPaymentsClient, PaymentProviderError
 from ..runtime import Runtime
 from ..store import anomalies, channels, keypads, orders, subscriptions
@@ -144,6 +144,8 @@ class Handlers:
         payload = context.args[0] if context.args else ""
         kind, _, number = payload.partition("_")
         channel_key = ascii_int(number)
+        if channel_key is not None and channel_key > MAX_ID:
+            channel_key = None
         if kind == "sub" and channel_key is not None:
             await self._show_channel(update, channel_key, edit=False)
             return

@@ -22,7 +22,8 @@ def test_an_ipn_is_read_from_its_top_level_fields():
 @pytest.mark.parametrize("field, value", [
     ("payment_id", None), ("payment_id", 1.5), ("payment_id", "12a"), ("payment_status", "paid"), ("payment_status", None),
     ("order_id", ""), ("order_id", "x" * 65), ("order_id", 12), ("price_amount", "NaN"), ("price_amount", True),
-    ("price_amount", None), ("price_currency", ""), ("price_currency", 840),
+    ("price_amount", None), ("price_currency", ""), ("price_currency", 840), ("order_id", "tp_\x00x"),
+    ("price_currency", "usd\x00"), ("pay_currency", "btc\x00"),
 ])
 def test_an_unusable_field_is_named(field, value):
     with pytest.raises(InvalidIpn, match=field):
