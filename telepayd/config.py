@@ -50,6 +50,9 @@ class ServerConfig:
     body_timeout_seconds: float = 10.0
     keepalive_timeout_seconds: float = 15.0
     max_connections: int = 4096
+    # One address may hold at most this many of them (the trusted proxies may hold all): a single stranger
+    # cannot take every connection. Telegram opens up to 100 (setWebhook max_connections, 40 by default).
+    max_connections_per_address: int = 256
 
 
 @dataclass(frozen=True)
@@ -429,6 +432,7 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
     known = {
         "host", "port", "unix_socket", "trusted_proxies", "max_body_bytes", "status_allowed_ips",
         "header_timeout_seconds", "body_timeout_seconds", "keepalive_timeout_seconds", "max_connections",
+        "max_connections_per_address",
     }
     s = _section(problems, data, "server", known)
     d = ServerConfig()
@@ -459,6 +463,8 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
             "keepalive_timeout_seconds", d.keepalive_timeout_seconds, minimum=1, maximum=3600
         ),
         max_connections=s.integer("max_connections", d.max_connections, minimum=16, maximum=1_000_000),
+        max_connections_per_address=s.integer(
+            "max_connections_per_address", d.max_connections_per_address, minimum=1, maximum=1_000_000),
     )
 
 

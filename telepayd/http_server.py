@@ -16,8 +16,10 @@ the ``web.Server`` its sites call as their protocol factory; a ``RequestHandler`
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import resource
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +30,7 @@ from .runtime import Runtime
 logger = logging.getLogger(__name__)
 
 TOO_MANY_CONNECTIONS = "too_many_connections"  # reasons counted in GET /status "rejections"
+TOO_MANY_FROM_ADDRESS = "too_many_connections_from_address"
 HEADER_TIMEOUT = "header_timeout"
 # Descriptors beyond the HTTP connections: the database pool, outgoing HTTPS, the journal, the listener.
 OTHER_DESCRIPTORS = 256
@@ -56,6 +59,7 @@ class GuardedServer(web.Server):
         super().__init__(handler, request_factory=self._start_request)
         self._runtime = runtime
         self.open_connections = 0
+        self._by_address: Counter[str] = Counter()  # open connections per peer address (not the proxies')
 
     def __call__(self) -> asyncio.Protocol:
         settings = self._runtime.config.server
@@ -73,8 +77,34 @@ class GuardedServer(web.Server):
         protocol.request_started()
         return self._app_request_factory(message, payload, protocol, writer, task)
 
-    def connection_closed(self) -> None:
+    def connection_closed(self, address: str | None) -> None:
         self.open_connections -= 1
+        if address is not None:
+            left = self._by_address[address] - 1
+            if left > 0:
+                self._by_address[address] = left
+            else:
+                del self._by_address[address]
+
+    def admit(self, peer: object) -> str | None | bool:
+        """Whether a new connection from ``peer`` fits its address's share: the address to count it under
+        (None for the trusted proxies and the unix socket, which are not limited), or False when it does not."""
+        if not isinstance(peer, tuple) or not peer:
+            return None
+        address = str(peer[0])
+        guards = self._runtime.guards
+        try:
+            if ipaddress.ip_address(address) in guards.trusted_proxies:
+                return None
+        except ValueError:
+            return None
+        limit = self._runtime.config.server.max_connections_per_address
+        if self._by_address[address] >= limit:
+            self._count(TOO_MANY_FROM_ADDRESS, logging.WARNING, "refused a connection from %s: it holds %d, the "
+                        "[server] max_connections_per_address limit", address, self._by_address[address])
+            return False
+        self._by_address[address] += 1
+        return address
 
     def headers_too_slow(self, peer: object, seconds: float) -> None:
         client = peer[0] if isinstance(peer, tuple) else "the unix socket"
@@ -97,7 +127,7 @@ class GuardedConnection(RequestHandler):
     The deadline costs next to nothing per request: starting or stopping it only sets ``_header_deadline``;
     one timer per connection wakes up at most once per ``header_timeout`` and looks at it."""
 
-    __slots__ = ("_guard", "_header_timeout", "_header_deadline", "_header_timer", "_between_requests")
+    __slots__ = ("_guard", "_header_timeout", "_header_deadline", "_header_timer", "_between_requests", "_address")
 
     def __init__(self, guard: GuardedServer, *, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(guard, **kwargs)
@@ -106,9 +136,16 @@ class GuardedConnection(RequestHandler):
         self._header_deadline: float | None = None  # when the headers being waited for must be complete
         self._header_timer: asyncio.TimerHandle | None = None
         self._between_requests = True  # no request is being handled: bytes that arrive are headers
+        self._address: str | None = None  # counted against its address's share while open
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        admitted = self._guard.admit(transport.get_extra_info("peername"))
+        if admitted is False:
+            self.force_close()
+            transport.close()
+            return
+        self._address = admitted
         self._start_header_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -131,7 +168,8 @@ class GuardedConnection(RequestHandler):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        self._guard.connection_closed()
+        self._guard.connection_closed(self._address)
+        self._address = None
         super().connection_lost(exc)
 
     def _start_header_deadline(self) -> None:

@@ -147,6 +147,38 @@ def test_connections_beyond_max_connections_are_closed_at_once(config_files, sta
     assert "more like it not logged" in daemon.log() or logged <= 21
 
 
+def test_one_address_cannot_take_every_connection(config_files, start_daemon):
+    config_files.settings = {"server": {"max_connections": 64, "max_connections_per_address": 5,
+                                        "header_timeout_seconds": 60, "keepalive_timeout_seconds": 60}}
+    config_files.write()
+    start_daemon(config_files)
+    port = config_files.port
+    with contextlib.ExitStack() as sockets:
+        held = [sockets.enter_context(connect(port)) for _ in range(5)]
+        for conn in held:
+            conn.sendall(HEALTH)
+            assert read_response(conn)[0] == 200
+        extra = [sockets.enter_context(connect(port)) for _ in range(10)]
+        assert all(closed_within(conn, 3) is not None for conn in extra)  # this address has its share
+        other = sockets.enter_context(socket.socket())
+        other.settimeout(10)
+        other.bind(("127.0.0.2", 0))  # another address is still served
+        other.connect(("127.0.0.1", port))
+        other.sendall(HEALTH)
+        assert read_response(other)[0] == 200
+        held[0].sendall(HEALTH)
+        assert read_response(held[0])[0] == 200
+    deadline = time.monotonic() + 5
+    while True:  # once they are closed, this address is served again
+        try:
+            status, body = get_status(port, "/status")
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert json.loads(body)["rejections"]["too_many_connections_from_address"] >= 10
+
+
 def test_an_idle_kept_alive_connection_is_closed_after_keepalive_timeout(config_files, start_daemon):
     config_files.settings = {"server": {"keepalive_timeout_seconds": 1}}
     config_files.write()
