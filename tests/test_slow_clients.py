@@ -29,6 +29,17 @@ def get_status(port: int, path: str = "/health") -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+def status_once_the_closes_are_seen(port: int, timeout: float = 5.0) -> tuple[int, bytes]:
+    """``GET /status`` as soon as the daemon has seen the test's connections close (it takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return get_status(port, "/status")
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
 def read_response(conn: socket.socket) -> tuple[int, bytes]:
     """One HTTP response (status and body) from a kept-alive connection."""
     data = b""
@@ -132,14 +143,7 @@ def test_connections_beyond_max_connections_are_closed_at_once(config_files, sta
         assert all(closed_within(conn, 3) is not None for conn in extra)
         held[0].sendall(HEALTH)  # the ones within the bound still work
         assert read_response(held[0])[0] == 200
-    deadline = time.monotonic() + 5
-    while True:  # the daemon sees the closes within a moment
-        try:
-            status, body = get_status(port, "/status")
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    status, body = status_once_the_closes_are_seen(port)
     assert status == 200 and get_status(port)[0] == 200
     assert json.loads(body)["rejections"]["too_many_connections"] >= 40
     logged = daemon.log().count("refused a connection: 16 are open")
@@ -168,14 +172,7 @@ def test_one_address_cannot_take_every_connection(config_files, start_daemon):
         assert read_response(other)[0] == 200
         held[0].sendall(HEALTH)
         assert read_response(held[0])[0] == 200
-    deadline = time.monotonic() + 5
-    while True:  # once they are closed, this address is served again
-        try:
-            status, body = get_status(port, "/status")
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    status, body = status_once_the_closes_are_seen(port)  # this address is served again
     assert json.loads(body)["rejections"]["too_many_connections_from_address"] >= 10
 
 

@@ -4,15 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+. tools/apt_install.sh  # (the working directory is the repository, see above)
 if ! command -v dh >/dev/null 2>&1 || ! command -v dpkg-buildpackage >/dev/null 2>&1; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "make deb needs Debian's packaging tools: sudo apt-get install debhelper dpkg-dev" >&2
-        exit 1
-    fi
-    echo "==> installing debhelper (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends debhelper dpkg-dev >/dev/null
+    apt_install "Debian's packaging tools (for make deb) are" debhelper dpkg-dev
 fi
 version=$("$PYTHON" -c 'import telepayd; print(telepayd.__version__)')
 changelog_version=$(sed -n '1s/^telepayd (\([^)]*\)).*/\1/p' packaging/debian/changelog)

@@ -4,15 +4,10 @@
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 
+. "$(dirname "$0")/apt_install.sh"
+
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "PostgreSQL server binaries are missing: run 'sudo apt-get install postgresql' first" >&2
-        exit 1
-    fi
-    echo "==> installing PostgreSQL (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    apt_install "PostgreSQL's server binaries are" postgresql
 fi
 
 if ! "$PYTHON" - <<'PY' 2>/dev/null
