@@ -108,8 +108,12 @@ class Database:
         try:
             async with self.pool.connection(timeout=timeout) as conn:
                 await locks.ping(conn)
-        except PoolTimeout:
-            return True  # every connection is busy: the database is up, the daemon is loaded
+        except PoolTimeout as exc:
+            stats = self.pool.get_stats()
+            if stats.get("pool_size", 0) >= self.config.max_size and not stats.get("pool_available", 0):
+                return True  # every connection is open and busy: the database is up, the daemon is loaded
+            self.problem = f"unreachable ({first_line(exc)})"  # the pool could not open a connection
+            return False
         except UNAVAILABLE_ERRORS as exc:
             self.problem = f"unreachable ({first_line(exc)})"
             return False
