@@ -28,6 +28,7 @@ from .sweeper import Sweeper
 logger = logging.getLogger(__name__)
 
 FIRST_CONNECT_SECONDS = 3.0
+WORKERS_STOP_SECONDS = 5.0
 
 
 def setup_routes(app: web.Application) -> None:
@@ -48,7 +49,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     database = Database(runtime.config.database)
     await database.open()
     try:
-        await asyncio.wait_for(database.prepare(), FIRST_CONNECT_SECONDS)
+        async with asyncio.timeout(FIRST_CONNECT_SECONDS):
+            await database.prepare()
         logger.info("database ready")
         preparing = None
     except (StoreUnavailable, TimeoutError):
@@ -102,7 +104,8 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         # READY=1 should tell the truth: give the first getMe a moment, then go on degraded if it failed.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(bot.first_attempt_done.wait(), FIRST_CONNECT_SECONDS)
+            async with asyncio.timeout(FIRST_CONNECT_SECONDS):
+                await bot.first_attempt_done.wait()
         yield
     finally:
         await bot.stop()
@@ -123,7 +126,9 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         for task in workers:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)  # a crash was logged when it happened
+        _, running = await asyncio.wait(workers, timeout=WORKERS_STOP_SECONDS)
+        if running:  # a task that will not stop must not hold up the stop (the deadline would end it anyway)
+            logger.warning("stopping: %s did not stop within %.0f s", ", ".join(t.get_name() for t in running), WORKERS_STOP_SECONDS)
 
 
 def create_app(runtime: Runtime) -> web.Application:

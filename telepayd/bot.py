@@ -131,7 +131,8 @@ class TelegramBot:
             if dropped:
                 logger.info("stopping: %d queued Telegram update(s) dropped (Telegram does not resend them)", dropped)
             try:
-                await asyncio.wait_for(self.application.stop(), STOP_SECONDS)
+                async with asyncio.timeout(STOP_SECONDS):
+                    await self.application.stop()
             except TimeoutError:
                 logger.warning("stopping: updates still being handled after %.0f s were cut short", STOP_SECONDS)
         with contextlib.suppress(Exception):

@@ -68,7 +68,8 @@ class GroupCommitter:
         """Finish what is queued (within the commit timeout), then stop the writers; whatever is still
         queued then is answered as unavailable, so its sender retries."""
         try:
-            await asyncio.wait_for(self._queue.join(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: 3.11's can swallow a cancellation
+                await self._queue.join()
         except TimeoutError:
             logger.warning("stopping with %d message(s) not stored; their senders get 503 and retry", self.depth)
         for task in self._tasks:
@@ -96,7 +97,8 @@ class GroupCommitter:
         except asyncio.QueueFull:
             raise StoreUnavailable("too many messages are waiting for the database") from None
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(pending.future)
         except TimeoutError:
             raise StoreUnavailable("the database did not commit in time") from None
 

@@ -127,8 +127,11 @@ class OutboxWorker:
                 await asyncio.sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that comes as the
+        # event is set (a busy outbox is woken all the time), and a stop then waits for ever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _deliver_while_leader(self, lock_conn: psycopg.AsyncConnection) -> None:

@@ -45,8 +45,9 @@ class Sweeper:
                     await self.sweep_once()
             except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
                 logger.warning("sweeper: database unavailable (%s)", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), self._config().subscriptions.sweep_interval_seconds)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: 3.11's wait_for can swallow a cancellation
+                async with asyncio.timeout(self._config().subscriptions.sweep_interval_seconds):
+                    await self._nudge.wait()
             self._nudge.clear()
 
     async def sweep_once(self) -> bool:
