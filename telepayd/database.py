@@ -108,12 +108,16 @@ class Database:
         try:
             async with self.pool.connection(timeout=timeout) as conn:
                 await locks.ping(conn)
-        except PoolTimeout as exc:
-            stats = self.pool.get_stats()
-            if stats.get("pool_size", 0) >= self.config.max_size and not stats.get("pool_available", 0):
-                return True  # every connection is open and busy: the database is up, the daemon is loaded
-            self.problem = f"unreachable ({first_line(exc)})"  # the pool could not open a connection
-            return False
+        except PoolTimeout:
+            # No pooled connection in time: every one is busy (loaded, but up), or none can be made (down).
+            # One connection of its own tells which (at most once a second: callers share the ping).
+            try:
+                async with await connect(self.config) as conn:
+                    await locks.ping(conn)
+            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
+                self.problem = f"unreachable ({exc if isinstance(exc, StoreUnavailable) else first_line(exc)})"
+                return False
+            return True
         except UNAVAILABLE_ERRORS as exc:
             self.problem = f"unreachable ({first_line(exc)})"
             return False
