@@ -114,10 +114,12 @@ class Database:
             try:
                 async with await connect(self.config) as conn:
                     await locks.ping(conn)
-            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
-                self.problem = f"unreachable ({exc if isinstance(exc, StoreUnavailable) else first_line(exc)})"
+            except StoreUnavailable as exc:
+                self.problem = f"unreachable ({exc})"
                 return False
-            return True
+            except UNAVAILABLE_ERRORS as exc:
+                self.problem = f"unreachable ({first_line(exc)})"
+                return False
         except UNAVAILABLE_ERRORS as exc:
             self.problem = f"unreachable ({first_line(exc)})"
             return False
