@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from psycopg import AsyncConnection
 
+from . import reconcile
 from .config import Config
+from .nowpayments import NowPaymentsClient
 from .errors import TelepaydError
 from . import texts
 from .numbers import ascii_int
@@ -211,6 +214,8 @@ async def _deep_link_lines(config: Config, key: int) -> list[str]:
 
 
 async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
+    if args.action == "reconcile":
+        return await reconcile_command(config, args.order_id, args.payment_id)
     async with await _connect(config) as conn:
         if args.user is not None:
             found = await orders.for_user(conn, args.user)
@@ -231,11 +236,59 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
             granted = f", granted {payment.granted_at:%Y-%m-%d %H:%M}" if payment.granted_at else ""
             lines.append(f"  payment {payment.payment_id}: {payment.status}{granted}")
         for event in await payments.events_for_order(conn, order.order_id):
-            lines.append(f"  IPN {event.received_at:%Y-%m-%d %H:%M:%S} payment {event.payment_id} {event.payment_status}: {event.outcome}")
+            via = "IPN      " if event.source == "ipn" else "reconcile"
+            lines.append(f"  {via} {event.received_at:%Y-%m-%d %H:%M:%S} payment {event.payment_id} {event.payment_status}: {event.outcome}")
         for link in await subscriptions.join_links_for_order(conn, order.order_id):
             approved = f", approved {link.approved_at:%Y-%m-%d %H:%M}" if link.approved_at else ""
             lines.append(f"  join link {link.invite_link} for user {link.user_id}, expires {link.expires_at:%Y-%m-%d %H:%M}{approved}")
         return lines
+
+
+async def _order_state(conn: AsyncConnection, order_id: str) -> tuple[str, str, str]:
+    """The order's status, its payments' statuses and the buyer's subscription end, to show what changed."""
+    order = await orders.get(conn, order_id)
+    assert order is not None
+    paid = ", ".join(f"{p.payment_id} {p.status}" for p in await payments.for_order(conn, order_id)) or "none"
+    ends_at = None
+    if order.kind == "subscription":
+        state = await subscriptions.get_state_for_update(conn, order.user_id, order.channel_id)
+        ends_at = state[0] if state else None
+    return order.status, paid, f"{ends_at:%Y-%m-%d %H:%M %Z}" if ends_at else "none"
+
+
+async def reconcile_command(config: Config, order_id: str, payment_id: int) -> list[str]:
+    """Fetch a payment from NowPayments and apply it to ``order_id`` by the money rules (``orders reconcile``)."""
+    client = NowPaymentsClient(lambda: config.nowpayments)
+    async with await _connect(config) as conn:
+        if await orders.get(conn, order_id) is None:
+            raise UsageError(f"no order {order_id!r}")
+        before = await _order_state(conn, order_id)
+
+        @contextlib.asynccontextmanager
+        async def the_connection():
+            yield conn
+
+        await client.start()
+        try:
+            check = await reconcile.check_payment(the_connection, client, config, payment_id, order_id=order_id, attempts=3)
+        finally:
+            await client.close()
+        if check.outcome == reconcile.NOT_FOUND:
+            raise UsageError(f"NowPayments knows no payment {payment_id} (for this API key); nothing changed")
+        if check.outcome == reconcile.OTHER_ORDER:
+            raise UsageError(f"payment {payment_id} is not for order {order_id}: {check.detail}; nothing changed")
+        if check.outcome in (reconcile.UNREACHABLE, reconcile.INVALID):
+            raise UsageError(f"{check.detail}; nothing changed, try again later")
+        after = await _order_state(conn, order_id)
+    lines = [f"payment {payment_id} of order {order_id} is {check.status} at NowPayments",
+             f"  applied by the money rules: {check.rules}"]
+    for name, old, new in zip(("order", "payments", "subscription until"), before, after):
+        lines.append(f"  {name}: {old}" + (f" -> {new}" if new != old else " (unchanged)"))
+    if check.outcome == reconcile.GRANTED:
+        lines.append("  the join link and the messages are queued: the running daemon sends them")
+    if check.outcome == reconcile.REFUSED:
+        raise UsageError("; ".join(lines) + " (refused: see 'telepayd orders show')")
+    return lines
 
 
 async def subscriptions_command(config: Config, args: argparse.Namespace) -> list[str]:

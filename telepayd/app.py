@@ -18,6 +18,7 @@ from .database import Database
 from .handlers.commands import BotDeps
 from .nowpayments import NowPaymentsClient
 from .outbox import OutboxWorker
+from .reconcile import ReconcileSweep
 from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
@@ -112,15 +113,18 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The outbox worker and the sweeper, supervised (stopped first, before the bot and the database)."""
+    """The outbox worker, the sweeper and the reconcile sweep, supervised (stopped first, before the bot and the database)."""
     runtime = app[runtime_key]
     database = app[database_key]
     outbox = app[outbox_key]
     sweeper = Sweeper(database.pool, lambda: runtime.config, ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
                       on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
     app[sweeper_key] = sweeper
+    reconcile = ReconcileSweep(database.pool, app[nowpayments_key], lambda: runtime.config,
+                               ready=lambda: database.schema_ready, wake_outbox=outbox.wake)
     supervisor = app[supervisor_key]
-    workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run)]
+    workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run),
+               supervisor.start("reconcile", reconcile.run)]
     try:
         yield
     finally:

@@ -105,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("order_id", nargs="?", metavar="ORDER_ID", help="an order id, like tp_4f0c2a9e1b7d3c5a8e6f")
     _add_user(show, "a Telegram user id: list that user's orders")
     _add_config_option(show)
+    reconcile = order_actions.add_parser(
+        "reconcile", help="ask NowPayments about a payment of an order and apply it (a lost IPN)",
+        description="Fetch the payment from NowPayments (GET /v1/payment/ID, with the API key) and, when it belongs "
+        "to ORDER_ID, apply it by the same money rules as an IPN: print what changed. A payment of another order, "
+        "or one NowPayments does not know, is refused and changes nothing.",
+        epilog="example: telepayd orders reconcile tp_4f0c2a9e1b7d3c5a8e6f --payment-id 5077125123",
+    )
+    reconcile.add_argument("order_id", metavar="ORDER_ID", help="an order id, like tp_4f0c2a9e1b7d3c5a8e6f")
+    reconcile.add_argument("--payment-id", type=whole_number(), required=True, metavar="N",
+                           help="the NowPayments payment id (on the buyer's payment page, or in NowPayments' dashboard)")
+    _add_config_option(reconcile)
 
     subs = commands.add_parser("subscriptions", help="manual fixes, each recorded",
                                description="Manual fixes, each recorded in operator_actions.")
@@ -235,7 +246,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     config = _load_or_report(config_path(args.config))
     if config is None:
         return EXIT_CONFIG
-    if args.command == "orders" and (args.order_id is None) == (args.user is None):
+    if args.command == "orders" and args.action == "show" and (args.order_id is None) == (args.user is None):
         print("telepayd orders show: give an ORDER_ID or --user ID", file=sys.stderr)
         return EXIT_USAGE
     run = {

@@ -116,6 +116,17 @@ class PaymentsConfig:
 
 
 @dataclass(frozen=True)
+class ReconcileConfig:
+    """Re-checking payments with NowPayments' API when their IPNs do not come (docs/DESIGN.md)."""
+
+    enabled: bool = True
+    stale_after_minutes: int = 30
+    interval_seconds: int = 300
+    batch_size: int = 50
+    buyer_checks_per_hour: int = 6
+
+
+@dataclass(frozen=True)
 class DonationsConfig:
     min_amount: Decimal = Decimal("4.99")
     max_amount: Decimal = Decimal("9999.99")
@@ -165,6 +176,7 @@ class Config:
     outbox: OutboxConfig = OutboxConfig()
     retention: RetentionConfig = RetentionConfig()
     payments: PaymentsConfig = PaymentsConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     # The config file's folder when a path in it was relative (they are read from there), else None.
     relative_paths_from: Path | None = None
 
@@ -401,7 +413,7 @@ def load(path: Path) -> Config:
 
     sections = {
         "server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging",
-        "outbox", "retention", "payments",
+        "outbox", "retention", "payments", "reconcile",
     }
     for name in sorted(set(data) - sections):
         problems.add(f"[{name}]", f"unknown section (known sections: {', '.join(sorted(sections))})")
@@ -419,6 +431,7 @@ def load(path: Path) -> Config:
         outbox=_load_outbox(problems, data),
         retention=_load_retention(problems, data),
         payments=_load_payments(problems, data),
+        reconcile=_load_reconcile(problems, data),
         relative_paths_from=problems.folder if problems.relative_used else None,
     )
     if config.retention.webhook_ids_days * 86400 < 2 * config.webhooks.tolerance_seconds:
@@ -656,4 +669,17 @@ def _load_retention(problems: _Problems, data: dict[str, Any]) -> RetentionConfi
     return RetentionConfig(
         sent_outbox_days=s.integer("sent_outbox_days", d.sent_outbox_days, minimum=1, maximum=3650),
         webhook_ids_days=s.integer("webhook_ids_days", d.webhook_ids_days, minimum=1, maximum=3650),
+    )
+
+
+def _load_reconcile(problems: _Problems, data: dict[str, Any]) -> ReconcileConfig:
+    s = _section(problems, data, "reconcile",
+                 {"enabled", "stale_after_minutes", "interval_seconds", "batch_size", "buyer_checks_per_hour"})
+    d = ReconcileConfig()
+    return ReconcileConfig(
+        enabled=s.boolean("enabled", d.enabled),
+        stale_after_minutes=s.integer("stale_after_minutes", d.stale_after_minutes, minimum=1, maximum=10080),
+        interval_seconds=s.integer("interval_seconds", d.interval_seconds, minimum=1, maximum=86400),
+        batch_size=s.integer("batch_size", d.batch_size, minimum=1, maximum=1000),
+        buyer_checks_per_hour=s.integer("buyer_checks_per_hour", d.buyer_checks_per_hour, minimum=1, maximum=100),
     )

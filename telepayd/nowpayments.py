@@ -1,4 +1,5 @@
-"""The NowPayments API client (aiohttp): invoices, with timeouts and retries on 5xx and network errors only."""
+"""The NowPayments API client (aiohttp): invoices and payment lookups, with timeouts and retries on 5xx,
+429 and network errors only. Only the API key is used: never the dashboard login (it also authorises payouts)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,18 @@ TIMEOUT_SECONDS = 10.0
 
 
 class PaymentProviderError(TelepaydError):
-    """NowPayments refused or could not be reached; the order is kept so a retry reuses it."""
+    """NowPayments refused or could not be reached; the order is kept so a retry reuses it. ``transient``:
+    worth trying again later (5xx, 429, a timeout, the network), rather than a refusal (4xx)."""
+
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status  # the HTTP status of a refusal
+        self.detail = detail  # the start of its body
+
+
+class PaymentNotFound(PaymentProviderError):
+    """NowPayments knows no payment with that id (for this API key)."""
 
 
 @dataclass(frozen=True)
@@ -56,32 +68,50 @@ class NowPaymentsClient:
         }
         if success_url:
             payload["success_url"] = success_url
-        answer = await self._post("/invoice", payload)
+        answer = await self._call("POST", "/invoice", payload)
         invoice_id, url = answer.get("id"), answer.get("invoice_url")
         if not invoice_id or not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise PaymentProviderError("NowPayments answered an invoice without id or invoice_url")
         return Invoice(str(invoice_id), url)
 
-    async def _post(self, path: str, payload: dict[str, object]) -> dict:
+    async def get_payment(self, payment_id: int, *, attempts: int = 1) -> dict:
+        """``GET /v1/payment/{id}``: the payment as NowPayments has it now (payment_id, payment_status,
+        order_id, price_amount, price_currency, actually_paid, pay_currency, ...). Raises ``PaymentNotFound``
+        for an id it does not know, ``PaymentProviderError`` otherwise. One attempt by default: the callers
+        (the reconcile sweep, a waiting buyer) have their own way of trying again."""
+        try:
+            return await self._call("GET", f"/payment/{int(payment_id)}", None, attempts=attempts)
+        except PaymentProviderError as exc:
+            if not _means_not_found(exc):
+                raise
+            raise PaymentNotFound(f"NowPayments knows no payment {payment_id}") from None
+
+    async def _call(self, method: str, path: str, payload: dict[str, object] | None, *, attempts: int = ATTEMPTS) -> dict:
         assert self._session is not None, "start() first"
         settings = self._settings()
         url = settings.api_base_url.rstrip("/") + path
         backoff = Backoff(first=0.5, most=2.0)
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
-                async with self._session.post(url, json=payload, headers={"x-api-key": settings.api_key}) as response:
+                async with self._session.request(method, url, json=payload, headers={"x-api-key": settings.api_key}) as response:
                     if response.status < 300:
                         answer = await response.json(content_type=None)
                         if not isinstance(answer, dict):
                             raise PaymentProviderError("NowPayments answered something that is not a JSON object")
                         return answer
                     text = (await response.text())[:200]
-                    if response.status < 500:
-                        raise PaymentProviderError(f"NowPayments refused {path}: {response.status} {text}")
+                    if response.status < 500 and response.status != 429:
+                        raise PaymentProviderError(f"NowPayments refused {method} {path}: {response.status} {text}",
+                                                   status=response.status, detail=text)
                     problem = f"{response.status} {text}"
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 problem = f"{exc.__class__.__name__}: {exc}"
-            logger.warning("NowPayments %s attempt %d/%d failed: %s", path, attempt, ATTEMPTS, problem)
-            if attempt < ATTEMPTS:
+            logger.warning("NowPayments %s %s attempt %d/%d failed: %s", method, path, attempt, attempts, problem)
+            if attempt < attempts:
                 await asyncio.sleep(backoff.next())
-        raise PaymentProviderError(f"NowPayments {path} failed {ATTEMPTS} times: {problem}")
+        raise PaymentProviderError(f"NowPayments {method} {path} failed {attempts} time(s): {problem}", transient=True)
+
+
+def _means_not_found(refusal: PaymentProviderError) -> bool:
+    """NowPayments answers an unknown payment id with 404, or with 400 and a message saying so."""
+    return refusal.status == 404 or (refusal.status == 400 and "not found" in refusal.detail.lower())

@@ -102,10 +102,11 @@ def ignored_because(current: str | None, incoming: str) -> str | None:
     return None
 
 
-async def apply_ipn(conn: AsyncConnection, ipn: Ipn, body: str, config: Config) -> str:
-    """Apply one verified IPN inside the caller's transaction; return the outcome recorded for it."""
+async def apply_ipn(conn: AsyncConnection, ipn: Ipn, body: str, config: Config, *, source: str = "ipn") -> str:
+    """Apply one verified payment status inside the caller's transaction; return the outcome recorded for it.
+    ``source``: 'ipn' (a signed callback) or 'reconcile' (NowPayments' API answered it): the same rules."""
     event_id = await payments.record_event(
-        conn, payment_id=ipn.payment_id, status=ipn.payment_status, order_id=ipn.order_id, body=body
+        conn, payment_id=ipn.payment_id, status=ipn.payment_status, order_id=ipn.order_id, body=body, source=source
     )
     if event_id is None:
         return "duplicate"

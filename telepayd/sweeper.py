@@ -1,5 +1,5 @@
 """Periodic work on one daemon at a time (advisory lock): reminders and removals of ending subscriptions,
-expired donation keypads, broadcast jobs, and retention. Everything it decides goes to the outbox in the
+expired donation keypads, broadcast jobs, unpaid orders past the invoice's lifetime, and retention. Everything it decides goes to the outbox in the
 same transaction, so a sweep is idempotent: a reminder day or a removal is recorded when it is queued.
 """
 
@@ -15,7 +15,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .config import Config
 from . import texts
-from .store import channels, locks, sweeps, webhook_messages
+from .reconcile import INVOICE_LIFETIME
+from .store import channels, locks, orders, sweeps, webhook_messages
 from .store import outbox as outbox_store
 from .store.pool import UNAVAILABLE_ERRORS
 
@@ -59,7 +60,8 @@ class Sweeper:
                 config = self._config()
                 queued = 0
                 # Each part on its own: one that fails (a bug, a row it cannot handle) does not stop the others.
-                for part in (self._broadcasts, self._reminders, self._removals, self._keypads, self._retention):
+                for part in (self._broadcasts, self._reminders, self._removals, self._keypads, self._unpaid_orders,
+                             self._retention):
                     try:
                         queued += await part(config)
                     except (PoolTimeout, *UNAVAILABLE_ERRORS):
@@ -136,6 +138,17 @@ class Sweeper:
                 for pad in stale:
                     await outbox_store.enqueue_edit(conn, pad.chat_id, pad.message_id, texts.KEYPAD_EXPIRED)
         return len(stale)
+
+    async def _unpaid_orders(self, config: Config) -> int:
+        """Orders never paid within NowPayments' invoice lifetime are marked expired (a payment that
+        finishes later still grants: the money rules look at payments, not at this status)."""
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                expired = await orders.expire_unpaid(conn, older_than=INVOICE_LIFETIME)
+        if expired:
+            logger.info("%d unpaid order(s) older than %d days marked expired: %s%s", len(expired), INVOICE_LIFETIME.days,
+                        ", ".join(expired[:10]), " ..." if len(expired) > 10 else "")
+        return 0  # nothing queued
 
     async def _retention(self, config: Config) -> int:
         async with self._pool.connection() as conn:

@@ -29,6 +29,7 @@ HELP = (
     "2. Pay the crypto invoice that opens.\n"
     "3. I send you a personal join link once the payment is confirmed. It works for you only.\n\n"
     "/status shows your subscriptions and gets you a fresh join link.\n"
+    "Paid but no link after an hour? Send me the payment id from the payment page, or /status PAYMENT_ID.\n"
     "/whoami shows your Telegram id (channel owners need it).\n"
     "/help shows this message."
 )
@@ -235,3 +236,66 @@ def donation_invoice(title: str, amount: Decimal) -> str:
         f"🧾 Donation of {money(amount)} to <b>{escape(title)}</b>.\n"
         "Pay with the button below. Thank you!"
     )
+
+
+# A buyer's "I paid, but have no access" (handlers/payment_check.py).
+PAID_BUTTON = "💬 I paid, but have no access"
+PAID_ASK = (
+    "Send me the <b>payment id</b> shown on NowPayments' payment page (a number like <code>5077125123</code>), "
+    "as a message of its own. I will check it with NowPayments."
+)
+CHECK_BUSY = "Many payments are being checked right now. Please send the payment id again in a minute."
+CHECK_UNREACHABLE = (
+    "NowPayments cannot be reached right now, so I could not check. Nothing is lost: please send the payment "
+    "id again in a few minutes."
+)
+
+
+def open_order_line(title: str, price: Decimal, created_at: datetime) -> str:
+    return f"• <b>{escape(title)}</b>: {money(price)} invoice of {date(created_at)}, waiting for payment"
+
+
+def check_too_often(minutes: int) -> str:
+    return f"You have checked several payments just now. Please try again in {minutes} min."
+
+
+def check_not_found(payment_id: int) -> str:
+    return (f"NowPayments knows no payment <code>{payment_id}</code>. Please check the number on the payment page "
+            "(Payment ID) and send it again.")
+
+
+def check_other_order(payment_id: int) -> str:
+    return f"Payment <code>{payment_id}</code> is for another order, not one of yours. Nothing was changed."
+
+
+def check_refused(payment_id: int) -> str:
+    return (f"Payment <code>{payment_id}</code> does not match its order's price, so it cannot be applied as it is. "
+            "The operator has been told and will look into it.")
+
+
+def check_granted(payment_id: int) -> str:
+    return f"✅ Payment <code>{payment_id}</code> is complete. Your access is granted: your join link is on its way."
+
+
+def check_already_granted(payment_id: int) -> str:
+    return (f"Payment <code>{payment_id}</code> was already applied and your access granted. /status gets you a "
+            "fresh join link.")
+
+
+def check_confirming(payment_id: int, status: str) -> str:
+    return (f"Payment <code>{payment_id}</code> is still {escape(status.replace('_', ' '))} at NowPayments. "
+            "You will get your join link as soon as it is complete; there is nothing else to do.")
+
+
+def check_partially_paid(payment_id: int) -> str:
+    return (f"Payment <code>{payment_id}</code> is only partly paid. Please send the rest from the payment page; "
+            "your join link follows once it is complete.")
+
+
+def check_failed(payment_id: int, status: str) -> str:
+    return (f"Payment <code>{payment_id}</code> {escape(status)} at NowPayments: no money arrived for it. "
+            "/start to begin a new order.")
+
+
+def check_refunded(payment_id: int) -> str:
+    return f"Payment <code>{payment_id}</code> was refunded."

@@ -197,6 +197,18 @@ class Emulator:
             "order_id": order_id, "status": status, "payment_id": payment_id, "overrides": overrides or {},
             "signature": signature})
 
+    def set_payment(self, order_id: str, status: str, *, payment_id: int | None = None, overrides: dict | None = None) -> int:
+        """Make NowPayments' API say ``status`` for a payment of ``order_id``, without sending an IPN."""
+        return self._call("POST", "/_emulator/nowpayments/payment", {  # type: ignore[index]
+            "order_id": order_id, "status": status, "payment_id": payment_id, "overrides": overrides or {}})["payment_id"]
+
+    def fail_lookups(self, count: int, status: int = 503) -> None:
+        """Answer the next ``count`` payment lookups (-1: every one, until 0 is set) with ``status``."""
+        self._call("POST", "/_emulator/nowpayments/fail-lookups", {"count": count, "status": status})
+
+    def lookups(self) -> list[int]:
+        return self._call("GET", "/_emulator/nowpayments/lookups")  # type: ignore[return-value]
+
     def stop(self) -> None:
         self.process.terminate()
         try:

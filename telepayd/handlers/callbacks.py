@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 MAX_BYTES = 64
 # action -> number of integer arguments
-ACTIONS = {"list": 1, "ch": 1, "tier": 2, "link": 1, "kp": 1}
+ACTIONS = {"list": 1, "ch": 1, "tier": 2, "link": 1, "kp": 1, "paid": 0}
 _PATTERN = re.compile(r"([a-z]{1,8})((?::[0-9]{1,18})*)")
 
 

@@ -1,4 +1,5 @@
-"""The bot's conversation: /start, /help, /status, buttons, join requests. State lives in PostgreSQL."""
+"""The bot's conversation: /start, /help, /status, buttons, payment checks, join requests. State lives in
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from psycopg_pool import PoolTimeout
-from telegram import Update
+from telegram import ForceReply, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.helpers import create_deep_linked_url
@@ -35,7 +36,9 @@ from ..store import anomalies, channels, keypads, orders, subscriptions
 from ..store import outbox as outbox_store
 from ..store.pool import UNAVAILABLE_ERRORS
 from .. import texts
+from ..reconcile import INVOICE_LIFETIME
 from . import keyboards, keypad
+from .payment_check import PaymentChecks, payment_id_in
 from .callbacks import decode
 
 logger = logging.getLogger(__name__)
@@ -118,6 +121,7 @@ class Handlers:
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
         self._gate = UserGate(waiting=MAX_WAITING_UPDATES_PER_USER)
+        self._payment_checks = PaymentChecks(deps)
 
     def register(self, application: Application) -> None:
         application.add_handler(CommandHandler("start", self.start))
@@ -164,19 +168,40 @@ class Handlers:
 
     @one_at_a_time
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """The user's subscriptions, with a button for a fresh join link on the active ones."""
+        """The user's subscriptions (a fresh join link button on the active ones) and open invoices (an "I
+        paid" button); ``/status PAYMENT_ID`` checks that payment with NowPayments."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
             return
+        if context.args:
+            await self._check_payment(update, " ".join(context.args))
+            return
         async with self._pool.connection() as conn:
             subs = await subscriptions.for_user(conn, user.id)
-        if not subs:
+            unpaid = await orders.open_for_user(conn, user.id, within=INVOICE_LIFETIME)
+            titles = {key: channel.title for key in {o.channel_id for o in unpaid}
+                      if (channel := await channels.get(conn, key)) is not None}
+        if not subs and not unpaid:
             await message.reply_text(texts.STATUS_NONE)
             return
         now = datetime.now(timezone.utc)
         lines = [texts.status_line(s.title, s.ends_at, s.ends_at > now) for s in subs]
+        if unpaid:
+            lines += [texts.open_order_line(titles.get(o.channel_id, "?"), o.price, o.created_at) for o in unpaid]
         active = [s for s in subs if s.ends_at > now]
-        await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML, reply_markup=keyboards.status_links(active))
+        await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML,
+                                 reply_markup=keyboards.status_links(active, open_orders=bool(unpaid)))
+
+    async def _check_payment(self, update: Update, typed: str) -> None:
+        """A payment id the buyer sent: checked with NowPayments, applied by the money rules, answered."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return
+        payment_id = payment_id_in(typed)
+        if payment_id is None:
+            await message.reply_text(texts.PAID_ASK, parse_mode=ParseMode.HTML)
+            return
+        await message.reply_text(await self._payment_checks.answer(user.id, payment_id), parse_mode=ParseMode.HTML)
 
     @one_at_a_time
     async def press_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -202,6 +227,8 @@ class Handlers:
             await self._buy(update, *button.args)
         elif button.action == "link":
             await self._new_link(update, button.args[0])
+        elif button.action == "paid":
+            await self._reply(update, texts.PAID_ASK, reply_markup=ForceReply(input_field_placeholder="5077125123"))
 
     @one_at_a_time
     async def whoami(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -220,6 +247,9 @@ class Handlers:
         chat = getattr(origin, "chat", None) or getattr(origin, "sender_chat", None)
         if chat is not None:
             await message.reply_text(texts.forwarded_from(chat.title or str(chat.id), chat.id), parse_mode=ParseMode.HTML)
+            return
+        if payment_id_in(message.text) is not None:  # a payment id, asked for by the "I paid" button
+            await self._check_payment(update, message.text or "")
             return
         await message.reply_text(texts.UNKNOWN_INPUT)
 

@@ -34,7 +34,9 @@ def channel_tiers(channel: Channel) -> InlineKeyboardMarkup:
 
 
 def pay(url: str, price) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.pay_button(price), url=url)]])
+    """The invoice's Pay button, and the way to ask for a check when a payment seems lost."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.pay_button(price), url=url)],
+                                 [InlineKeyboardButton(texts.PAID_BUTTON, callback_data=encode("paid"))]])
 
 
 def renew(channel_key: int) -> InlineKeyboardMarkup:
@@ -42,12 +44,12 @@ def renew(channel_key: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, callback_data=encode("ch", channel_key))]])
 
 
-def status_links(active: list[Subscription]) -> InlineKeyboardMarkup | None:
-    if not active:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(texts.new_link_button(s.title), callback_data=encode("link", s.channel_id))] for s in active]
-    )
+def status_links(active: list[Subscription], *, open_orders: bool = False) -> InlineKeyboardMarkup | None:
+    """A fresh-link button per active subscription; "I paid" when an invoice is still open."""
+    rows = [[InlineKeyboardButton(texts.new_link_button(s.title), callback_data=encode("link", s.channel_id))] for s in active]
+    if open_orders:
+        rows.append([InlineKeyboardButton(texts.PAID_BUTTON, callback_data=encode("paid"))])
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def donation_keypad() -> InlineKeyboardMarkup:

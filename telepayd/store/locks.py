@@ -22,3 +22,4 @@ async def ping(conn: AsyncConnection) -> None:
     """A round trip: raises when the session (and so its locks) is gone."""
     await conn.execute("SELECT 1")
 SWEEPER_LOCK = 0x74656C65_73776570  # "telesweep"
+RECONCILE_LOCK = 0x74656C65_7265636F  # "telereco"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from psycopg import AsyncConnection
@@ -115,3 +115,28 @@ async def for_user(conn: AsyncConnection, user_id: int, *, limit: int = 20) -> l
         f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s ORDER BY created_at DESC LIMIT %s", [user_id, limit]
     )
     return await cursor.fetchall()
+
+
+async def open_for_user(conn: AsyncConnection, user_id: int, *, within: timedelta, limit: int = 3) -> list[Order]:
+    """The user's unpaid orders with an invoice, newest first (a buyer who paid one can ask to check it)."""
+    cursor = conn.cursor(row_factory=class_row(Order))
+    await cursor.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND status = 'invoiced' AND created_at > now() - %s"
+        " ORDER BY created_at DESC LIMIT %s",
+        [user_id, within, limit],
+    )
+    return await cursor.fetchall()
+
+
+async def expire_unpaid(conn: AsyncConnection, *, older_than: timedelta, limit: int = 1000) -> list[str]:
+    """Mark ``expired`` the unpaid orders older than ``older_than`` that have no payment still moving (the
+    invoice can no longer be paid); return their ids. A payment that finishes later still grants."""
+    cursor = await conn.execute(
+        "UPDATE orders SET status = 'expired', updated_at = now() WHERE order_id IN ("
+        " SELECT order_id FROM orders o WHERE status IN ('created', 'invoiced') AND created_at < now() - %s"
+        " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id"
+        "  AND p.status IN ('waiting', 'confirming', 'confirmed', 'sending', 'partially_paid', 'finished'))"
+        " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING order_id",
+        [older_than, limit],
+    )
+    return [row[0] for row in await cursor.fetchall()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from psycopg import AsyncConnection
@@ -27,16 +27,30 @@ class IpnEvent:
     payment_status: str | None
     outcome: str
     received_at: datetime
+    source: str  # 'ipn' or 'reconcile'
+
+
+@dataclass(frozen=True)
+class MovingPayment:
+    """A payment that is not final and not finished: the reconcile sweep asks NowPayments about it."""
+
+    payment_id: int
+    order_id: str
+    status: str
+    updated_at: datetime
+    checks: int
 
 
 async def record_event(
-    conn: AsyncConnection, *, payment_id: int | None, status: str | None, order_id: str | None, body: str
+    conn: AsyncConnection, *, payment_id: int | None, status: str | None, order_id: str | None, body: str,
+    source: str = "ipn",
 ) -> int | None:
-    """Store an IPN; return its id, or None when this (payment_id, status) was stored before."""
+    """Store a payment status (an IPN, or an answer of NowPayments' API: ``source``); return its id, or None
+    when this (payment_id, status) was stored before, whatever its source."""
     cursor = await conn.execute(
-        "INSERT INTO ipn_events (payment_id, payment_status, order_id, body) VALUES (%s, %s, %s, %s)"
+        "INSERT INTO ipn_events (payment_id, payment_status, order_id, body, source) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (payment_id, payment_status) WHERE payment_id IS NOT NULL DO NOTHING RETURNING id",
-        [payment_id, status, order_id, body],
+        [payment_id, status, order_id, body, source],
     )
     row = await cursor.fetchone()
     return int(row[0]) if row else None
@@ -67,7 +81,7 @@ async def upsert(
     await conn.execute(
         "INSERT INTO payments (payment_id, order_id, status, actually_paid, pay_currency) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,"
-        " actually_paid = EXCLUDED.actually_paid, pay_currency = EXCLUDED.pay_currency, updated_at = now()",
+        " actually_paid = EXCLUDED.actually_paid, pay_currency = EXCLUDED.pay_currency, updated_at = now(), checks = 0",
         [payment_id, order_id, status, actually_paid, pay_currency],
     )
 
@@ -91,7 +105,7 @@ async def set_granted_window(conn: AsyncConnection, payment_id: int, granted_fro
 async def events_for_order(conn: AsyncConnection, order_id: str) -> list[IpnEvent]:
     cursor = conn.cursor(row_factory=class_row(IpnEvent))
     await cursor.execute(
-        "SELECT id, payment_id, payment_status, outcome, received_at FROM ipn_events WHERE order_id = %s ORDER BY id",
+        "SELECT id, payment_id, payment_status, outcome, received_at, source FROM ipn_events WHERE order_id = %s ORDER BY id",
         [order_id],
     )
     return await cursor.fetchall()
@@ -104,3 +118,31 @@ async def for_order(conn: AsyncConnection, order_id: str) -> list[Payment]:
         [order_id],
     )
     return await cursor.fetchall()
+
+
+MOVING_STATUSES = ("waiting", "confirming", "confirmed", "sending", "partially_paid")  # as in index payments_moving
+
+
+async def due_for_check(conn: AsyncConnection, *, stale_after: timedelta, limit: int) -> list[MovingPayment]:
+    """Payments no status moved for ``stale_after``, whose next check is due: the gap after a check is
+    ``stale_after`` doubled per check without a change, at most a day. Oldest first."""
+    cursor = conn.cursor(row_factory=class_row(MovingPayment))
+    await cursor.execute(
+        "SELECT payment_id, order_id, status, updated_at, checks FROM payments"
+        " WHERE status = ANY(%(moving)s) AND updated_at < now() - %(stale)s"
+        " AND (checked_at IS NULL OR checked_at < now() - least(%(stale)s * power(2, least(checks, 20)), interval '1 day'))"
+        " ORDER BY updated_at LIMIT %(limit)s",
+        {"moving": list(MOVING_STATUSES), "stale": stale_after, "limit": limit},
+    )
+    return await cursor.fetchall()
+
+
+async def mark_checked(conn: AsyncConnection, payment_id: int) -> None:
+    """Remember a check (the next waits longer, until the status moves: ``upsert`` resets the count)."""
+    await conn.execute("UPDATE payments SET checked_at = now(), checks = checks + 1 WHERE payment_id = %s", [payment_id])
+
+
+async def get(conn: AsyncConnection, payment_id: int) -> Payment | None:
+    cursor = conn.cursor(row_factory=class_row(Payment))
+    await cursor.execute(_SELECT + " WHERE payment_id = %s", [payment_id])
+    return await cursor.fetchone()

@@ -1,4 +1,5 @@
-"""An emulator of the NowPayments API: ``POST /v1/invoice``, and signed IPN callbacks sent on request.
+"""An emulator of the NowPayments API: ``POST /v1/invoice``, ``GET /v1/payment/{id}``, and signed IPN
+callbacks sent on request.
 
 IPNs are signed the way NowPayments documents it: HMAC-SHA512 over the JSON with keys sorted (our bodies
 are flat, so the documented JavaScript form and a plain sorted dump agree), computed here independently of
@@ -28,6 +29,10 @@ class NowPaymentsState:
     ids: itertools.count = field(default_factory=lambda: itertools.count(4322917000))
     payment_ids: itertools.count = field(default_factory=lambda: itertools.count(5077125000))
     fail_invoices: int = 0
+    payments: dict[int, dict[str, Any]] = field(default_factory=dict)  # what GET /v1/payment/{id} answers
+    lookups: list[int] = field(default_factory=list)  # payment ids asked for, in order
+    fail_lookups: int = 0  # the next N lookups are answered with lookup_failure (-1: all of them)
+    lookup_failure: int = 503
 
 
 def sign_ipn(body: bytes, secret: str = IPN_SECRET) -> str:
@@ -70,13 +75,64 @@ def ipn_body(invoice: dict[str, Any], status: str, payment_id: int, **overrides:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _unauthorised() -> web.Response:
+    return web.json_response({"status": False, "statusCode": 401, "code": "INVALID_API_KEY", "message": "Invalid api key"}, status=401)
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    """The payment as NowPayments has it now: what the last IPN (sent or only set) said."""
+    state: NowPaymentsState = request.app["nowpayments"]
+    if request.headers.get("x-api-key") != API_KEY:
+        return _unauthorised()
+    text = request.match_info["payment_id"]
+    if not text.isascii() or not text.isdigit():
+        return web.json_response({"status": False, "statusCode": 400, "code": "INVALID_REQUEST_PARAMS",
+                                  "message": "Payment id must be a number"}, status=400)
+    state.lookups.append(int(text))
+    if state.fail_lookups:
+        state.fail_lookups -= state.fail_lookups > 0
+        status = state.lookup_failure
+        return web.json_response({"status": False, "statusCode": status, "message": "Too many requests" if status == 429
+                                  else "Internal server error"}, status=status)
+    payment = state.payments.get(int(text))
+    if payment is None:
+        return web.json_response({"status": False, "statusCode": 404, "code": "PAYMENT_NOT_FOUND",
+                                  "message": "Payment not found"}, status=404)
+    return web.json_response(payment)
+
+
+def _record_payment(state: NowPaymentsState, body: dict[str, Any]) -> tuple[int, bytes]:
+    invoice = state.invoices[body["order_id"]]
+    payment_id = body.get("payment_id") or next(state.payment_ids)
+    raw = ipn_body(invoice, body["status"], payment_id, **body.get("overrides", {}))
+    state.payments[payment_id] = json.loads(raw)
+    return payment_id, raw
+
+
+async def control_payment(request: web.Request) -> web.Response:
+    """Set a payment's status at "NowPayments" without sending an IPN (an IPN that never arrived)."""
+    payment_id, _ = _record_payment(request.app["nowpayments"], await request.json())
+    return web.json_response({"payment_id": payment_id})
+
+
+async def control_fail_lookups(request: web.Request) -> web.Response:
+    """Answer the next ``count`` payment lookups (-1: all, until reset) with ``status`` (default 503)."""
+    state: NowPaymentsState = request.app["nowpayments"]
+    body = await request.json()
+    state.fail_lookups, state.lookup_failure = int(body["count"]), int(body.get("status", 503))
+    return web.json_response({"ok": True})
+
+
+async def control_lookups(request: web.Request) -> web.Response:
+    return web.json_response(request.app["nowpayments"].lookups)
+
+
 async def control_ipn(request: web.Request) -> web.Response:
     """Send a signed IPN for an order to its ipn_callback_url; answers what the daemon answered."""
     state: NowPaymentsState = request.app["nowpayments"]
     body = await request.json()
     invoice = state.invoices[body["order_id"]]
-    payment_id = body.get("payment_id") or next(state.payment_ids)
-    raw = ipn_body(invoice, body["status"], payment_id, **body.get("overrides", {}))
+    payment_id, raw = _record_payment(state, body)
     signature = body.get("signature") or sign_ipn(raw)
     async with aiohttp.ClientSession() as session:
         async with session.post(invoice["ipn_callback_url"], data=raw,
@@ -98,6 +154,10 @@ async def control_fail_invoices(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app["nowpayments"] = NowPaymentsState()
     app.router.add_post("/v1/invoice", create_invoice)
+    app.router.add_get("/v1/payment/{payment_id}", get_payment)
+    app.router.add_post("/_emulator/nowpayments/payment", control_payment)
+    app.router.add_post("/_emulator/nowpayments/fail-lookups", control_fail_lookups)
+    app.router.add_get("/_emulator/nowpayments/lookups", control_lookups)
     app.router.add_post("/_emulator/nowpayments/ipn", control_ipn)
     app.router.add_get("/_emulator/nowpayments/invoices", control_invoices)
     app.router.add_post("/_emulator/nowpayments/fail-invoices", control_fail_invoices)
