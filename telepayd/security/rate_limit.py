@@ -48,7 +48,7 @@ class RateLimiter:
             arrival = now
         next_arrival = arrival + self._interval
         wait = next_arrival - self._tolerance - now
-        if wait > 0:
+        if wait > 1e-9:  # not 0: float rounding must not refuse the last request of a burst
             if key in arrivals:
                 arrivals.move_to_end(key)
             return wait
