@@ -121,7 +121,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                       on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
     app[sweeper_key] = sweeper
     reconcile = ReconcileSweep(database.pool, app[nowpayments_key], lambda: runtime.config,
-                               ready=lambda: database.schema_ready, wake_outbox=outbox.wake)
+                               ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
+                               on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
     supervisor = app[supervisor_key]
     workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run),
                supervisor.start("reconcile", reconcile.run)]

@@ -118,8 +118,10 @@ class ReconcileSweep:
 
     def __init__(self, pool: AsyncConnectionPool, client: NowPaymentsClient, config: Callable[[], Config], *,
                  ready: Callable[[], bool], wake_outbox: Callable[[], None],
-                 on_outcome: Callable[[str], None] = lambda outcome: None) -> None:
+                 on_outcome: Callable[[str], None] = lambda outcome: None,
+                 on_error: Callable[[str, BaseException], None] = lambda where, exc: None) -> None:
         self._pool = pool
+        self._on_error = on_error
         self._client = client
         self._config = config
         self._ready = ready
@@ -163,8 +165,14 @@ class ReconcileSweep:
                         conn, stale_after=timedelta(minutes=settings.stale_after_minutes), limit=settings.batch_size)
                 granted = 0
                 for payment in due:
-                    check = await check_payment(self._pool.connection, self._client, self._config(), payment.payment_id,
-                                                order_id=payment.order_id)
+                    try:
+                        check = await check_payment(self._pool.connection, self._client, self._config(),
+                                                    payment.payment_id, order_id=payment.order_id)
+                    except (PoolTimeout, *UNAVAILABLE_ERRORS):
+                        raise
+                    except Exception as exc:  # a bug or a row it cannot handle: the others still get checked
+                        self._on_error(f"reconcile of payment {payment.payment_id}", exc)
+                        check = Check(INVALID, payment.payment_id, payment.order_id, detail="unexpected error (logged)")
                     self._on_outcome(check.outcome)
                     if check.outcome == UNREACHABLE:
                         self.last_problem = check.detail
