@@ -11,12 +11,13 @@ from aiohttp import web
 
 from . import views
 from .app_keys import (
-    bot_key, committer_key, database_key, nowpayments_key, outbox_key, runtime_key, supervisor_key, sweeper_key,
+    bot_key, committer_key, database_key, exporter_key, nowpayments_key, outbox_key, runtime_key, supervisor_key, sweeper_key,
 )
 from .bot import TelegramBot
 from .database import Database
 from .handlers.commands import BotDeps
 from .nowpayments import NowPaymentsClient
+from .metrics import Exporter
 from .outbox import OutboxWorker
 from .reconcile import ReconcileSweep
 from .errors import StoreUnavailable
@@ -37,6 +38,7 @@ def setup_routes(app: web.Application) -> None:
         ("GET", "/health", "health", Caller.ANYONE, views.health),
         ("GET", "/ready", "ready", Caller.ANYONE, views.ready),
         ("GET", "/status", "status", Caller.OPERATOR, views.status),
+        ("GET", "/metrics", "metrics", Caller.OPERATOR, views.metrics),
         ("POST", "/webhooks/notification", "notification", Caller.CLOUD_RUN, views.post_notification),
         ("POST", "/webhooks/broadcast", "broadcast", Caller.CLOUD_RUN, views.post_broadcast),
         ("POST", "/webhooks/nowpayments", "nowpayments", Caller.NOWPAYMENTS, views.post_nowpayments),
@@ -62,7 +64,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         await database.close()
         raise
     committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds,
-                               on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
+                               on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc),
+                               on_batch=runtime.metrics.instruments.ingest)
     committer.start(app[supervisor_key])
     app[database_key] = database
     app[committer_key] = committer
@@ -97,6 +100,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
         lambda: bot.application.bot if bot is not None and bot.ready and database.schema_ready else None,
         lambda: runtime.config.outbox,
         on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc),
+        instruments=runtime.metrics.instruments,
     )
     bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, app[nowpayments_key], outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)
@@ -122,6 +126,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[sweeper_key] = sweeper
     reconcile = ReconcileSweep(database.pool, app[nowpayments_key], lambda: runtime.config,
                                ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
+                               on_outcome=runtime.metrics.instruments.count_reconciled,
                                on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
     supervisor = app[supervisor_key]
     workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run),
@@ -141,6 +146,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
     app[runtime_key] = runtime
     app[supervisor_key] = Supervisor(runtime)
+    app[exporter_key] = Exporter(app)
     setup_routes(app)
     # One resource each, started in this order and stopped in the reverse one; a resource that fails to
     # start stops only those started before it.

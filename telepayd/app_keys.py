@@ -7,6 +7,7 @@ from aiohttp import web
 from .bot import TelegramBot
 from .database import Database
 from .ingest import GroupCommitter
+from .metrics import Exporter
 from .nowpayments import NowPaymentsClient
 from .outbox import OutboxWorker
 from .runtime import Runtime
@@ -22,6 +23,7 @@ outbox_key = web.AppKey("outbox", OutboxWorker)
 nowpayments_key = web.AppKey("nowpayments", NowPaymentsClient)
 sweeper_key = web.AppKey("sweeper", Sweeper)
 supervisor_key = web.AppKey("supervisor", Supervisor)
+exporter_key = web.AppKey("exporter", Exporter)
 
 client_key = web.RequestKey("client", IPAddress)  # type: ignore[arg-type]
 body_key = web.RequestKey("body", bytes)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
+from telegram.request import HTTPXRequest
 
 from .backoff import Backoff
 from .config import TelegramConfig
@@ -35,8 +37,30 @@ class BotBusy(Exception):
     """Too many updates are waiting: Telegram should deliver this one again later."""
 
 
-def build_application(config: TelegramConfig) -> Application:
+class CountingRequest(HTTPXRequest):
+    """PTB's HTTP transport, telling ``on_error(method, code)`` of every Bot API call that failed (an HTTP
+    code of 400 or more, or 'network'): the Telegram errors of /metrics, whichever part of the daemon called."""
+
+    def __init__(self, on_error: Callable[[str, str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_error = on_error
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        try:
+            code, payload = await super().do_request(url, method, *args, **kwargs)
+        except TelegramError:
+            self._on_error(api_method, "network")
+            raise
+        if code >= 400:
+            self._on_error(api_method, str(code))
+        return code, payload
+
+
+def build_application(config: TelegramConfig, on_error: Callable[[str, str], None] | None = None) -> Application:
     builder = Application.builder().token(config.token).base_url(config.api_base_url).concurrent_updates(CONCURRENT_UPDATES)
+    if on_error is not None:  # the pool size PTB's builder would give its own transport
+        builder = builder.request(CountingRequest(on_error, connection_pool_size=256))
     if config.mode == "webhook":
         builder = builder.updater(None)
     return builder.build()
@@ -52,7 +76,7 @@ class TelegramBot:
 
     def __init__(self, config: TelegramConfig, deps: BotDeps) -> None:
         self.config = config
-        self.application = build_application(config)
+        self.application = build_application(config, deps.runtime.metrics.instruments.telegram_error)
         Handlers(deps).register(self.application)
         self.ready = False
         self.problem = "starting"

@@ -53,6 +53,8 @@ class ServerConfig:
     # One address may hold at most this many of them (the trusted proxies may hold all): a single stranger
     # cannot take every connection. Telegram opens up to 100 (setWebhook max_connections, 40 by default).
     max_connections_per_address: int = 256
+    # GET /metrics (Prometheus) and the counting behind it; off: 404, and nothing is observed.
+    metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class Config:
             "[server] port": (self.server.port, new.server.port),
             "[server] unix_socket": (self.server.unix_socket, new.server.unix_socket),
             "[server] max_body_bytes": (self.server.max_body_bytes, new.server.max_body_bytes),
+            "[server] metrics": (self.server.metrics, new.server.metrics),
             "[database]": (self.database, new.database),
             "[telegram] token_file": (self.telegram.token, new.telegram.token),
             "[telegram] mode": (self.telegram.mode, new.telegram.mode),
@@ -445,7 +448,7 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
     known = {
         "host", "port", "unix_socket", "trusted_proxies", "max_body_bytes", "status_allowed_ips",
         "header_timeout_seconds", "body_timeout_seconds", "keepalive_timeout_seconds", "max_connections",
-        "max_connections_per_address",
+        "max_connections_per_address", "metrics",
     }
     s = _section(problems, data, "server", known)
     d = ServerConfig()
@@ -478,6 +481,7 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
         max_connections=s.integer("max_connections", d.max_connections, minimum=16, maximum=1_000_000),
         max_connections_per_address=s.integer(
             "max_connections_per_address", d.max_connections_per_address, minimum=1, maximum=1_000_000),
+        metrics=s.boolean("metrics", d.metrics),
     )
 
 

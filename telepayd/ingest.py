@@ -9,6 +9,7 @@ next one, so a quiet daemon commits each request at once and a busy one batches 
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,9 +51,11 @@ class GroupCommitter:
         max_pending: int = 20_000,
         timeout: float = 5.0,
         on_error: Callable[[str, BaseException], None] | None = None,
+        on_batch: Callable[[int, float], None] = lambda size, seconds: None,
     ) -> None:
         self._pool = pool
         self._on_error = on_error
+        self._on_batch = on_batch  # (messages, seconds) of each commit, for the metrics
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(max_pending)
         self._writers = writers
         self._max_batch = max_batch
@@ -126,6 +129,7 @@ class GroupCommitter:
                 repeats.append(pending)
             else:
                 first[pending.message.webhook_id] = pending
+        started = time.perf_counter()
         try:
             accepted = await self._commit([p.message for p in first.values()])
         except StoreUnavailable as exc:
@@ -139,6 +143,7 @@ class GroupCommitter:
                 _settle(pending, result=webhook_id in accepted)
         self.batches += 1
         self.messages += len(batch)
+        self._on_batch(len(batch), time.perf_counter() - started)
         for pending in repeats:
             _settle(pending, result=False)
 

@@ -24,6 +24,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from telegram.helpers import create_deep_linked_url
 
 from .backoff import Backoff
+from .metrics import Instruments
 from .config import OutboxConfig
 from . import texts
 from .store import anomalies, channels, locks, notifications, subscriptions
@@ -89,8 +90,10 @@ class OutboxWorker:
     """Polls due messages (or wakes when this daemon queued one) and sends them with the bot."""
 
     def __init__(self, pool: AsyncConnectionPool, bot: Callable[[], Bot | None], limits: Callable[[], OutboxConfig],
-                 *, on_error: Callable[[str, BaseException], None] = lambda where, exc: None) -> None:
+                 *, on_error: Callable[[str, BaseException], None] = lambda where, exc: None,
+                 instruments: Instruments | None = None) -> None:
         self._pool = pool
+        self._instruments = instruments or Instruments(enabled=False)
         self._on_error = on_error
         self._bot = bot
         self._wake = asyncio.Event()
@@ -171,11 +174,13 @@ class OutboxWorker:
             wait = _seconds(exc.retry_after)
             logger.warning("outbox %d: Telegram asks to wait %.0f s; pausing all delivery", message.id, wait)
             self._pacer.pause(wait)
+            self._instruments.paused()
             await self._update(outbox_store.retry_later, message.id, wait, f"429 retry after {wait:.0f} s")
             return 0
         except (Forbidden, BadRequest, InvalidToken, PermanentFailure) as exc:
             logger.warning("outbox %d (%s) to chat %s failed for good: %s", message.id, message.kind, message.chat_id, exc)
             self.failed += 1
+            self._instruments.delivered(message.kind, sent=False)
             await self._update(outbox_store.mark_failed, message.id, f"{exc.__class__.__name__}: {exc}")
             return 1
         except TelegramError as exc:  # network errors, timeouts, 5xx: Telegram is down for everyone
@@ -189,10 +194,12 @@ class OutboxWorker:
         except Exception as exc:  # a bad payload, a row that changed under us, a bug: this message only
             self._on_error(f"outbox delivery of a {message.kind} message", exc)
             self.failed += 1
+            self._instruments.delivered(message.kind, sent=False)
             await self._update(outbox_store.mark_failed, message.id, f"undeliverable: {exc.__class__.__name__}: {exc}"[:500])
             return 1
         self._outage_pause = 1.0
         self.sent += 1
+        self._instruments.delivered(message.kind, sent=True)
         await self._update(outbox_store.mark_sent, message.id)
         return 1
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .config import Config, RateLimitConfig
 from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, SchemaTooNew
+from .metrics import Instruments
 from .security.client_address import Networks
 from .security.rate_limit import RateLimiter
 from .security.webhook_signature import WebhookVerifier
@@ -76,9 +77,10 @@ class LogBudget:
 
 
 class Metrics:
-    """In-memory counters for ``GET /status`` (per daemon, reset on restart)."""
+    """In-memory counters for ``GET /status`` and ``GET /metrics`` (per daemon, reset on restart)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exported: bool = True) -> None:
+        self.instruments = Instruments(exported)  # what /metrics adds (telepayd/metrics.py)
         self.started = time.monotonic()
         self.requests: Counter[tuple[str, int]] = Counter()
         self.rejections: Counter[str] = Counter()
@@ -107,7 +109,7 @@ class Runtime:
 
     def __init__(self, config: Config) -> None:
         self._state = (config, Guards.build(config))
-        self.metrics = Metrics()
+        self.metrics = Metrics(config.server.metrics)
         self.restart_pending: list[str] = []
         self.last_reload_error = ""
         self.stop_requested = asyncio.Event()

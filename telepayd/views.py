@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -11,12 +12,13 @@ from . import __version__
 from psycopg_pool import PoolTimeout
 
 from .app_keys import (
-    body_key, bot_key, committer_key, database_key, outbox_key, runtime_key, supervisor_key, sweeper_key, webhook_id_key,
+    body_key, bot_key, committer_key, database_key, exporter_key, outbox_key, runtime_key, supervisor_key, sweeper_key, webhook_id_key,
 )
 from .bot import BotBusy
 from .errors import StoreUnavailable
 from .http_errors import RETRY_AFTER_SECONDS, ApiError, database_unavailable
 from .ingest import UnstorableMessage
+from .metrics import CONTENT_TYPE
 from .payments import InvalidIpn, apply_ipn, parse_ipn
 from .security.errors import SignatureError
 from .security.ipn_signature import SIGNATURE_HEADER, verify_ipn
@@ -97,6 +99,14 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus' text format (telepayd/metrics.py); 404 when ``[server] metrics = false``."""
+    if not request.app[runtime_key].config.server.metrics:
+        raise ApiError(404, "metrics_off", "Metrics are switched off ([server] metrics = false).")
+    body = await request.app[exporter_key].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
 def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         return parse_json_object(request[body_key])
@@ -112,6 +122,7 @@ async def _store(request: web.Request, message: Incoming, kind: str) -> web.Resp
         raise database_unavailable() from None
     except UnstorableMessage:
         raise ApiError(422, "unstorable_body", "The database refused the body's content.") from None
+    request.app[runtime_key].metrics.instruments.webhook_message(kind.split()[0], fresh)
     if fresh:
         logger.info("stored %s %s", kind, message.webhook_id)
         request.app[outbox_key].wake()
@@ -150,6 +161,7 @@ async def post_nowpayments(request: web.Request) -> web.Response:
     except InvalidIpn as exc:
         raise ApiError(422, "invalid_field", str(exc)) from None
     pool = request.app[database_key].pool
+    started = time.perf_counter()
     try:
         async with pool.connection(timeout=2.5) as conn:  # NowPayments wants an answer within 3 s
             async with conn.transaction():
@@ -157,6 +169,7 @@ async def post_nowpayments(request: web.Request) -> web.Response:
     except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
         logger.warning("IPN %s/%s not applied, database unavailable: %s", ipn.payment_id, ipn.payment_status, exc)
         raise database_unavailable() from None
+    runtime.metrics.instruments.ipn(ipn.payment_status, outcome, time.perf_counter() - started)
     logger.info("IPN payment %s order %s status %s: %s", ipn.payment_id, ipn.order_id, ipn.payment_status, outcome)
     request.app[outbox_key].wake()
     return web.json_response({"status": "ok", "outcome": outcome})

@@ -12,7 +12,7 @@ fi
 
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as m, sys
-import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, pytest, pytest_aiohttp, standardwebhooks, hypothesis
+import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, prometheus_client, pytest, pytest_aiohttp, standardwebhooks, hypothesis
 sys.exit(0 if m.version("telepayd") == telepayd.__version__ else 1)
 PY
 then

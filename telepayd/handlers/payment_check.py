@@ -84,6 +84,7 @@ class PaymentChecks:
                                     payment_id, user_id=user_id)
         logger.info("payment check by user %s: payment %s (order %s): %s%s", user_id, payment_id, check.order_id,
                     check.outcome, f" ({check.rules or check.detail})" if check.rules or check.detail else "")
+        self._deps.runtime.metrics.instruments.count_reconciled(check.outcome)
         if check.outcome in (GRANTED, APPLIED):
             self._deps.wake_outbox()
         return describe(check)

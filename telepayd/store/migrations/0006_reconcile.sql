@@ -15,3 +15,7 @@ CREATE INDEX payments_moving ON payments (updated_at)
 
 -- Unpaid orders are expired after the invoice's lifetime; the index holds only the open ones.
 CREATE INDEX orders_open ON orders (created_at) WHERE status IN ('created', 'invoiced');
+
+-- For the metrics: invoices created lately, and the time of the last IPN (both read at each scrape).
+CREATE INDEX orders_created ON orders (created_at);
+CREATE INDEX ipn_events_received ON ipn_events (received_at);

@@ -1,0 +1,54 @@
+"""Figures read from the database for ``GET /metrics``: small grouped queries on partial or time indexes,
+the same from every daemon on the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from .payments import MOVING_STATUSES
+
+
+@dataclass
+class Snapshot:
+    outbox_pending: dict[str, int] = field(default_factory=dict)      # by kind (due now or waiting to retry)
+    outbox_oldest_due_seconds: float = 0.0                             # how long the oldest due message waits
+    oldest_moving_payment_seconds: float = 0.0                         # the oldest non-final payment's age
+    active_subscriptions: dict[tuple[int, int], int] = field(default_factory=dict)  # (channel key, tier number)
+    anomalies: dict[str, int] = field(default_factory=dict)            # by kind, since the database began
+    invoices_last_day: int = 0                                         # orders given an invoice in 24 h
+    last_ipn_at: datetime | None = None                                # the last IPN received (any daemon)
+
+
+async def snapshot(conn: AsyncConnection) -> Snapshot:
+    """Every database figure, in one transaction (one consistent view)."""
+    found = Snapshot()
+    cursor = await conn.execute(
+        "SELECT kind, count(*), coalesce(extract(epoch FROM max(now() - next_attempt_at)"
+        " FILTER (WHERE next_attempt_at <= now())), 0) FROM outbox WHERE status = 'pending' GROUP BY kind")
+    for kind, count, oldest in await cursor.fetchall():
+        found.outbox_pending[kind] = int(count)
+        found.outbox_oldest_due_seconds = max(found.outbox_oldest_due_seconds, float(oldest))
+    cursor = await conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0) FROM payments WHERE status = ANY(%s)",
+        [list(MOVING_STATUSES)])
+    found.oldest_moving_payment_seconds = float((await cursor.fetchone())[0])
+    # The tier number (1, 2, 3 in the channel's list) of the last paid order behind each running
+    # subscription; 0 for one an operator granted without an order.
+    cursor = await conn.execute(
+        "SELECT s.channel_id, coalesce(t.position, 0), count(*) FROM subscriptions s"
+        " LEFT JOIN LATERAL (SELECT o.tier_id FROM orders o WHERE o.user_id = s.user_id AND o.channel_id = s.channel_id"
+        "  AND o.kind = 'subscription' AND o.status = 'paid' ORDER BY o.created_at DESC LIMIT 1) last ON true"
+        " LEFT JOIN tiers t ON t.id = last.tier_id"
+        " WHERE s.ends_at > now() GROUP BY 1, 2")
+    found.active_subscriptions = {(int(c), int(t)): int(n) for c, t, n in await cursor.fetchall()}
+    cursor = await conn.execute("SELECT kind, count(*) FROM anomalies GROUP BY kind")
+    found.anomalies = {kind: int(n) for kind, n in await cursor.fetchall()}
+    cursor = await conn.execute(
+        "SELECT count(*) FROM orders WHERE created_at > now() - interval '24 hours' AND invoice_id IS NOT NULL")
+    found.invoices_last_day = int((await cursor.fetchone())[0])
+    cursor = await conn.execute("SELECT max(received_at) FROM ipn_events WHERE source = 'ipn'")
+    found.last_ipn_at = (await cursor.fetchone())[0]
+    return found

@@ -1,0 +1,115 @@
+"""``GET /metrics`` through the running daemon: Prometheus' text format (read back with prometheus_client's own
+parser), values that move as requests, IPNs, webhook messages and deliveries happen, and the allowlist."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from telepayd.security.webhook_signature import sign
+from tests.harness import TelegramUser, http_post
+from tests.test_buying_e2e import ALICE, add_channel, buy
+from tests.test_notification_e2e import NOTIFICATION
+
+IDS = ("6271402111", "tp_", "-100")  # a user id, an order id, a chat id: never in a label
+
+
+def scrape(daemon) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10) as answer:
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = answer.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = tuple(sorted(sample.labels.items()))
+            assert not any(value.startswith(IDS) for _, value in labels), sample
+            samples[(sample.name, labels)] = sample.value
+    return samples
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_move_as_the_daemon_works(config_files, start_daemon, emulator):
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    before = scrape(daemon)
+    assert value(before, "telepayd_up", dependency="database") == 1
+    assert value(before, "telepayd_database_figures_ok") == 1
+    assert any(name == "telepayd_build_info" for name, _ in before)
+
+    body = json.dumps(NOTIFICATION).encode()
+    headers = {**sign(config_files.webhook_secrets[0], body, message_id="msg_metrics_1").as_dict(),
+               "content-type": "application/json"}
+    assert http_post(daemon.base_url + "/webhooks/notification", body, headers)[0] == 202
+    assert http_post(daemon.base_url + "/webhooks/notification", body, headers)[0] == 200  # the same again
+    assert http_post(daemon.base_url + "/webhooks/notification", b"{}", {"content-type": "application/json"})[0] == 401
+
+    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    for status in ("confirming", "finished"):
+        assert emulator.send_ipn(order_id, status, payment_id=5077125801)["status"] == 200
+    emulator.wait_calls("createChatInviteLink")
+    emulator.wait_calls("sendMessage", where=lambda p: "Payment confirmed" in p.get("text", ""))
+    emulator.fail("sendMessage", 403, description="Forbidden: bot was blocked by the user", count=1)
+    assert TelegramUser(daemon, ALICE, "alice").send("/help") == 200  # the bot's answer is refused
+    time.sleep(6)  # the database figures are read at most every 5 s
+    after = scrape(daemon)
+
+    assert value(after, "telepayd_webhook_messages_total", route="notification", result="accepted") == 1
+    assert value(after, "telepayd_webhook_messages_total", route="notification", result="duplicate") == 1
+    assert value(after, "telepayd_http_requests_total", route="notification", status="202") == 1
+    assert value(after, "telepayd_http_rejections_total", reason="missing_signature_headers") >= 1
+    assert value(after, "telepayd_ipns_total", status="finished", outcome="granted") == 1
+    assert value(after, "telepayd_ipns_total", status="confirming", outcome="applied") == 1
+    assert value(after, "telepayd_ipn_handling_seconds_count") == 2
+    assert value(after, "telepayd_ingest_batch_size_count") >= 1 and value(after, "telepayd_ingest_commit_seconds_count") >= 1
+    assert value(after, "telepayd_last_ipn_timestamp_seconds") > time.time() - 60
+    assert value(after, "telepayd_outbox_sent_total", kind="join_link") == 1
+    assert value(after, "telepayd_invoices_created_last_day") == 1
+    assert value(after, "telepayd_subscriptions_active", channel=str(key), tier="1") == 1
+    assert value(after, "telepayd_db_pool_connections", pool="main") >= 1
+    sent_errors = [v for (name, labels), v in after.items() if name == "telepayd_telegram_errors_total"
+                   and ("method", "sendMessage") in labels and ("code", "403") in labels]
+    assert sent_errors == [1.0]
+    # The notification names a channel not on sale here: undeliverable, failed for good (and an anomaly).
+    assert value(after, "telepayd_outbox_failed_total", kind="notification") == 1
+    assert value(after, "telepayd_anomalies_total", kind="unknown_channel") == 1
+    assert value(after, "telepayd_http_requests_total", route="metrics", status="200") >= 1
+
+
+def test_metrics_are_for_the_status_allowlist_only_and_can_be_switched_off(config_files, start_daemon):
+    config_files.settings = {"server": {"status_allowed_ips": ["10.9.9.9/32"]}}
+    config_files.write()
+    daemon = start_daemon(config_files)
+    try:
+        urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10)
+        raise AssertionError("a stranger read /metrics")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 403 and json.load(exc)["error"] == "forbidden"
+    daemon.stop()
+
+    config_files.settings = {"server": {"metrics": False}}
+    config_files.write()
+    daemon = start_daemon(config_files)
+    try:
+        urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10)
+        raise AssertionError("/metrics answered while switched off")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404 and json.load(exc)["error"] == "metrics_off"
+
+
+def test_a_database_that_is_down_leaves_its_figures_out_not_the_scrape(config_files, start_daemon):
+    config_files.settings = {"database": {"dsn": "host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1"}}
+    config_files.write()
+    daemon = start_daemon(config_files, wait=False)
+    daemon.notify.wait_for("READY=1", timeout=30)
+    samples = scrape(daemon)
+    assert value(samples, "telepayd_up", dependency="database") == 0
+    assert value(samples, "telepayd_database_figures_ok") == 0
+    assert not any(name == "telepayd_outbox_pending" for name, _ in samples)
