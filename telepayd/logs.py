@@ -22,6 +22,20 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# syslog priorities (sd-daemon(3)): a line that starts with "<N>" is stored by journald at that priority,
+# so `journalctl -p err` finds the errors.
+_PRIORITIES = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+
+class JournalFormatter(logging.Formatter):
+    """Plain lines under systemd: the priority prefix, no time (journald stamps every line). A traceback's
+    lines follow on lines of their own, each with the same prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{_PRIORITIES.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, request_id, message (and exception)."""
 
@@ -45,9 +59,11 @@ def configure(config: LoggingConfig) -> None:
     if config.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        # Under systemd, journald stamps every line; elsewhere the time helps.
-        stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-        handler.setFormatter(logging.Formatter(stamp + "%(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        plain = "%(levelname)s %(name)s [%(request_id)s] %(message)s"
+        if os.environ.get("JOURNAL_STREAM"):  # under systemd: journald stamps the time and reads the priority
+            handler.setFormatter(JournalFormatter(plain))
+        else:
+            handler.setFormatter(logging.Formatter("%(asctime)s " + plain))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

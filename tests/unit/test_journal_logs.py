@@ -1,0 +1,67 @@
+"""Log lines under systemd: a syslog priority prefix per line (``journalctl -p err`` works), no time of
+our own; elsewhere a time; JSON for log shippers without a prefix."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from telepayd import logs
+from telepayd.config import LoggingConfig
+
+
+def emit(monkeypatch, journal: bool, fmt: str = "plain") -> list[str]:
+    if journal:
+        monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    else:
+        monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    logs.configure(LoggingConfig(level="debug", format=fmt))
+    handler = logging.getLogger().handlers[0]
+    stream = io.StringIO()
+    handler.setStream(stream)
+    log = logging.getLogger("telepayd.test")
+    log.debug("d")
+    log.info("i")
+    log.warning("w")
+    log.error("e")
+    log.critical("c")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    return stream.getvalue().splitlines()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_under_systemd_each_line_carries_its_priority_and_no_time(monkeypatch):
+    lines = emit(monkeypatch, journal=True)
+    assert lines[:5] == ["<7>DEBUG telepayd.test [-] d", "<6>INFO telepayd.test [-] i", "<4>WARNING telepayd.test [-] w",
+                         "<3>ERROR telepayd.test [-] e", "<2>CRITICAL telepayd.test [-] c"]
+    traceback = lines[5:]
+    assert traceback[0] == "<3>ERROR telepayd.test [-] failed" and len(traceback) > 2
+    assert all(line.startswith("<3>") for line in traceback)  # journald keeps each line at err
+    assert traceback[-1] == "<3>ValueError: boom"
+
+
+def test_elsewhere_lines_have_a_time_and_no_prefix(monkeypatch):
+    lines = emit(monkeypatch, journal=False)
+    assert lines[1].endswith(" INFO telepayd.test [-] i") and lines[1][:4].isdigit()
+    assert not any(line.startswith("<") for line in lines)
+
+
+def test_json_stays_json_under_systemd(monkeypatch):
+    lines = emit(monkeypatch, journal=True, fmt="json")
+    entries = [json.loads(line) for line in lines]
+    assert [e["level"] for e in entries[:5]] == ["debug", "info", "warning", "error", "critical"]
+    assert "ValueError: boom" in entries[5]["exception"]
