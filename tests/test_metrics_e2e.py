@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telepayd.security.webhook_signature import sign
 from tests.harness import TelegramUser, http_post
+from tests.test_alert_rules import metric_names_in_rules
 from tests.test_buying_e2e import ALICE, add_channel, buy
 from tests.test_notification_e2e import NOTIFICATION
 
@@ -81,6 +82,8 @@ def test_metrics_move_as_the_daemon_works(config_files, start_daemon, emulator):
     assert value(after, "telepayd_outbox_failed_total", kind="notification") == 1
     assert value(after, "telepayd_anomalies_total", kind="unknown_channel") == 1
     assert value(after, "telepayd_http_requests_total", route="metrics", status="200") >= 1
+    exported = {name for name, _ in after}
+    assert metric_names_in_rules() - exported == set(), "the alert rules name metrics the daemon does not export"
 
 
 def test_metrics_are_for_the_status_allowlist_only_and_can_be_switched_off(config_files, start_daemon):

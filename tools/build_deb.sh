@@ -24,6 +24,7 @@ cp -r packaging/debian "$src/debian"
 mv "$src/debian/telepayd.sh" "$src/telepayd.sh"
 cp packaging/systemd/telepayd.service "$src/debian/telepayd.service"
 cp packaging/telepayd.toml "$src/telepayd.toml"
+cp packaging/prometheus/telepayd-alerts.yml "$src/telepayd-alerts.yml"
 cp README.md "$src/README.md"
 cp -r docs "$src/docs"
 (cd "$src" && dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) || { cat "$work/build.log" >&2; exit 1; }

@@ -19,6 +19,7 @@ test "$(stat -c '%U:%G %a' /etc/telepayd)" = "root:telepayd 750"
 test "$(stat -c '%U:%G %a' /etc/telepayd/telepayd.toml)" = "root:telepayd 640"
 test "$(stat -c '%U:%G %a' /var/lib/telepayd)" = "telepayd:telepayd 750"
 test -f /usr/share/doc/telepayd/OPERATIONS.md && test -f /usr/share/doc/telepayd/DESIGN.md  # the guides ship
+test -f /usr/share/telepayd/prometheus/telepayd-alerts.yml  # and the alert rules
 echo "== installed: user, directories and modes as expected"
 
 unit=/lib/systemd/system/telepayd.service
