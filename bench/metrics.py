@@ -1,0 +1,132 @@
+"""What ``GET /metrics`` costs: the database figures on a seeded database (10,000 subscriptions, 100,000
+outbox rows), a scrape through the daemon, and the signed ingest with metrics on against metrics off
+(interleaved runs, one machine, one run: ratios, not absolute times)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psycopg
+
+from bench.http import SECONDS, run_wrk, wait_port, write_wrk_script
+from bench.targets import verdict
+from telepayd.store import stats
+from tools.local_config import ConfigFiles
+from tools.local_stack import local_stack
+
+SUBSCRIPTIONS = 10_000
+OUTBOX_ROWS = 100_000
+SCRAPES = 200
+ROUNDS = 2  # ingest on/off pairs
+
+
+def seed(dsn: str) -> None:
+    """Channels with tiers, a paid order behind each running subscription, and an outbox mostly sent."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("""
+            INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title)
+            SELECT -1001000000000 - n, -1002000000000 - n, 555000000 + n, 'Channel ' || n FROM generate_series(1, 50) n;
+            INSERT INTO tiers (channel_id, position, price, days)
+            SELECT c.id, p, 9.99 * p, 30 * p FROM channels c, generate_series(1, 3) p;
+            INSERT INTO orders (order_id, kind, user_id, channel_id, tier_id, days, price, status, invoice_id, created_at)
+            SELECT 'tp_bench' || n, 'subscription', 7000000000 + n, c.id, t.id, t.days, t.price, 'paid', 'inv' || n,
+                   now() - make_interval(days => n % 60)
+            FROM generate_series(1, %(subs)s) n
+            JOIN channels c ON c.id = (SELECT min(id) FROM channels) + n % 50
+            JOIN tiers t ON t.channel_id = c.id AND t.position = 1 + n % 3;
+            INSERT INTO subscriptions (user_id, channel_id, ends_at)
+            SELECT user_id, channel_id, now() + make_interval(days => 1 + (user_id % 80)::int) FROM orders;
+            INSERT INTO outbox (kind, chat_id, payload, status, sent_at, next_attempt_at)
+            SELECT 'message', 7000000000 + n, '{"text": "hello"}'::jsonb,
+                   CASE WHEN n % 100 = 0 THEN 'pending' ELSE 'sent' END, now(), now() + interval '1 hour'
+            FROM generate_series(1, %(outbox)s) n;
+            ANALYZE;
+        """.replace("%(subs)s", str(SUBSCRIPTIONS)).replace("%(outbox)s", str(OUTBOX_ROWS)))
+
+
+async def snapshot_ms(dsn: str, runs: int = 20) -> float:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            async with conn.transaction():
+                found = await stats.snapshot(conn)
+            times.append(time.perf_counter() - started)
+        assert sum(found.active_subscriptions.values()) == SUBSCRIPTIONS, found.active_subscriptions
+    return statistics.median(times) * 1000
+
+
+def per_request_ms(url: str, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            answer.read()
+    return (time.perf_counter() - started) / count * 1000
+
+
+def scrape_costs(files: ConfigFiles) -> None:
+    daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(files.port)
+        time.sleep(1)
+        base = f"http://127.0.0.1:{files.port}"
+        per_request_ms(base + "/metrics", 5)
+        health = per_request_ms(base + "/health", SCRAPES)
+        scrape = per_request_ms(base + "/metrics", SCRAPES)
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+    refresh = asyncio.run(snapshot_ms(files.dsn))
+    print(f"GET /metrics with {SUBSCRIPTIONS:,} subscriptions and {OUTBOX_ROWS:,} outbox rows:")
+    print(f"  database figures  {refresh:8.2f} ms a refresh (median of 20; at most one every 5 s, whoever scrapes)")
+    print(f"  a scrape          {scrape:8.2f} ms, {scrape / health:.1f}x a GET /health ({health:.2f} ms), {SCRAPES} in a row")
+
+
+def ingest_on_off(files: ConfigFiles, workdir) -> None:
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(ROUNDS):
+        for enabled in (True, False):
+            files.settings["server"] = {"metrics": enabled}
+            files.write()
+            with psycopg.connect(files.dsn, autocommit=True) as conn:
+                conn.execute("TRUNCATE webhook_messages, notifications")
+            script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], SECONDS * 12000)
+            daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(files.port)
+                time.sleep(0.5)
+                rates[enabled].append(run_wrk(f"http://127.0.0.1:{files.port}", script)["rps"])
+            finally:
+                daemon.terminate()
+                daemon.wait(20)
+    on, off = statistics.mean(rates[True]), statistics.mean(rates[False])
+    ratio = on / off
+    print(f"signed ingest with metrics on vs off ({ROUNDS} interleaved runs each): {on:.0f} vs {off:.0f} req/s,"
+          f" ratio {ratio:.3f} (target >= 0.95: {verdict(ratio >= 0.95, 'ingest with metrics within 5% of without')})")
+
+
+def main() -> None:
+    with local_stack("telepayd-bench-metrics-") as stack:
+        files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url, settings={
+            "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
+            "database": {"min_size": 2, "max_size": 4},
+            "logging": {"level": "warning"},
+        })
+        files.write()
+        assert subprocess.run([sys.executable, "-m", "telepayd", "migrate", "-c", str(files.path)],
+                              capture_output=True).returncode == 0
+        seed(files.dsn)
+        scrape_costs(files)
+        print()
+        ingest_on_off(files, stack.workdir)
+
+
+if __name__ == "__main__":
+    main()
