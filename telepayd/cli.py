@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (add, listing, update, remove):
         _add_config_option(sub)
 
-    orders = commands.add_parser("orders", help="look up orders", description="Look up orders.")
+    orders = commands.add_parser("orders", help="look up orders; apply a payment whose IPN was lost",
+                                 description="Look up orders; apply a payment whose IPN was lost.")
     order_actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = order_actions.add_parser("show", help="an order with its IPN history and grant, or a user's orders",
                                     description="An order with its payments, IPN history and join links; "
@@ -107,10 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(show)
     reconcile = order_actions.add_parser(
         "reconcile", help="ask NowPayments about a payment of an order and apply it (a lost IPN)",
-        description="Fetch the payment from NowPayments (GET /v1/payment/ID, with the API key) and, when it belongs "
-        "to ORDER_ID, apply it by the same money rules as an IPN: print what changed. A payment of another order, "
-        "or one NowPayments does not know, is refused and changes nothing.",
-        epilog="example: telepayd orders reconcile tp_4f0c2a9e1b7d3c5a8e6f --payment-id 5077125123",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Fetch payment N from NowPayments (GET /v1/payment/N, with the API key) and, when it belongs\n"
+        "to ORDER_ID, apply it by the same money rules as an IPN; print what changed.\n"
+        "A payment of another order, one NowPayments does not know, or NowPayments unreachable:\n"
+        "exit 1 and nothing changed. A payment the money rules refuse (its price differs):\n"
+        "exit 1 and an anomaly recorded.",
+        epilog="example:\n  telepayd orders reconcile tp_4f0c2a9e1b7d3c5a8e6f --payment-id 5077125123",
     )
     reconcile.add_argument("order_id", metavar="ORDER_ID", help="an order id, like tp_4f0c2a9e1b7d3c5a8e6f")
     reconcile.add_argument("--payment-id", type=whole_number(), required=True, metavar="N",

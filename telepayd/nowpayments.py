@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from .errors import TelepaydError
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 3
+MAX_ANSWER_BYTES = 65536  # NowPayments' answers are a few hundred bytes
 TIMEOUT_SECONDS = 10.0
 
 
@@ -95,21 +97,36 @@ class NowPaymentsClient:
             try:
                 async with self._session.request(method, url, json=payload, headers={"x-api-key": settings.api_key}) as response:
                     if response.status < 300:
-                        answer = await response.json(content_type=None)
-                        if not isinstance(answer, dict):
-                            raise PaymentProviderError("NowPayments answered something that is not a JSON object")
-                        return answer
-                    text = (await response.text())[:200]
+                        return _json_object(await response.content.read(MAX_ANSWER_BYTES + 1), method, path)
+                    text = (await response.content.read(200)).decode("utf-8", "replace")
                     if response.status < 500 and response.status != 429:
                         raise PaymentProviderError(f"NowPayments refused {method} {path}: {response.status} {text}",
                                                    status=response.status, detail=text)
                     problem = f"{response.status} {text}"
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = f"{exc.__class__.__name__}: {exc}"
             logger.warning("NowPayments %s %s attempt %d/%d failed: %s", method, path, attempt, attempts, problem)
             if attempt < attempts:
                 await asyncio.sleep(backoff.next())
         raise PaymentProviderError(f"NowPayments {method} {path} failed {attempts} time(s): {problem}", transient=True)
+
+
+def _json_object(body: bytes, method: str, path: str) -> dict:
+    """A 2xx answer's JSON object; anything else (too long, not JSON, nested past reason, not an object) is a
+    refusal of that one call, not an outage."""
+    problem = None
+    if len(body) > MAX_ANSWER_BYTES:
+        problem = f"more than {MAX_ANSWER_BYTES} bytes"
+    else:
+        try:
+            answer = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            problem = f"not JSON ({exc.__class__.__name__})"
+        else:
+            if isinstance(answer, dict):
+                return answer
+            problem = "not a JSON object"
+    raise PaymentProviderError(f"NowPayments answered {method} {path} with {problem}", detail=problem)
 
 
 def _means_not_found(refusal: PaymentProviderError) -> bool:

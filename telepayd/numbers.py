@@ -31,6 +31,8 @@ def argument(signed: bool = False, *, maximum: int = MAX_ID):
 
     def parse(text: str) -> int:
         value = ascii_int(text, signed=signed)
+        if value is None and text.lstrip("-").isascii() and text.lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"{text} has more digits than the largest accepted here ({maximum})")
         if value is None:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number written with the digits 0-9")
         if value > maximum:

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 STATUS_RANK = {"waiting": 0, "confirming": 1, "confirmed": 2, "sending": 3, "partially_paid": 4, "finished": 5}
 FINAL_STATUSES = frozenset({"failed", "expired", "refunded"})
 KNOWN_STATUSES = frozenset(STATUS_RANK) | FINAL_STATUSES
+# Outcomes that refuse a status (an anomaly is recorded): nothing of the payment changed.
+REFUSALS = frozenset({"unknown_order", "price_mismatch", "payment_order_mismatch", "unknown_channel"})
 
 
 class InvalidIpn(ValueError):
@@ -111,7 +113,12 @@ async def apply_ipn(conn: AsyncConnection, ipn: Ipn, body: str, config: Config, 
     if event_id is None:
         return "duplicate"
     outcome = await _apply(conn, ipn, config)
-    await payments.set_event_outcome(conn, event_id, outcome)
+    if source != "ipn" and outcome in REFUSALS:
+        # Our own lookup that the rules refused is not kept as the (payment, status) seen: the signed IPN
+        # of that status, if it comes, is then judged on its own (the anomaly stays).
+        await payments.forget_event(conn, event_id)
+    else:
+        await payments.set_event_outcome(conn, event_id, outcome)
     return outcome
 
 
@@ -160,12 +167,14 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     if status == "partially_paid":
         await outbox_store.enqueue_message(
             conn, order.user_id, texts.partially_paid(channel.title, ipn.actually_paid, ipn.pay_currency, order.price))
-    elif status == "failed":
-        await orders.set_status(conn, order.order_id, "failed")
-        await outbox_store.enqueue_message(conn, order.user_id, texts.payment_failed(channel.title))
-    elif status == "expired":
-        await orders.set_status(conn, order.order_id, "expired")
-        await outbox_store.enqueue_message(conn, order.user_id, texts.payment_expired(channel.title))
+    elif status in ("failed", "expired"):
+        # One payment of the order ended unpaid. The order ends with it only when nothing else of it was
+        # paid or is still under way (a buyer who switched coins pays with another payment).
+        if order.status in ("paid", "refunded") or await payments.order_has_other_live_payment(conn, order.order_id, ipn.payment_id):
+            return f"status {status}: another payment of the order is paid or under way"
+        await orders.set_status(conn, order.order_id, status)
+        tell = texts.payment_failed if status == "failed" else texts.payment_expired
+        await outbox_store.enqueue_message(conn, order.user_id, tell(channel.title))
     elif status == "refunded":
         await orders.set_status(conn, order.order_id, "refunded")
         if payment is not None and payment.granted_at is not None:

@@ -54,6 +54,7 @@ class Check:
     status: str | None = None    # NowPayments' payment_status
     rules: str | None = None     # what the money rules recorded ("granted", "status confirming", "duplicate", ...)
     detail: str = ""             # why, for logs and the operator (never shown to a buyer)
+    kind: str = "subscription"   # the order's kind (a donation grants no access)
 
 
 def _classify(rules: str) -> str:
@@ -81,8 +82,10 @@ async def check_payment(
     except PaymentNotFound:
         return Check(NOT_FOUND, payment_id, detail="NowPayments knows no payment with this id")
     except PaymentProviderError as exc:
-        # Down, slow, 429, 5xx, or a refusal of our key: nothing is known about the payment; ask again later.
-        return Check(UNREACHABLE, payment_id, detail=str(exc))
+        # Down, slow, 429, 5xx, or our key refused (401): nothing is known, ask again later. Any other
+        # refusal, or an answer we cannot read, concerns this payment only.
+        outage = exc.transient or exc.status == 401
+        return Check(UNREACHABLE if outage else INVALID, payment_id, detail=str(exc))
     try:
         report = parse_ipn(document)
     except InvalidIpn as exc:
@@ -92,7 +95,7 @@ async def check_payment(
         return Check(INVALID, payment_id, detail=f"NowPayments' answer: {exc}")
     if report.payment_id != payment_id:
         return Check(INVALID, payment_id, detail=f"NowPayments answered about payment {report.payment_id}")
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    body = json.dumps(document, separators=(",", ":"))  # ASCII: a lone surrogate in any field stores too
     if len(body) > MAX_ANSWER_CHARS:
         return Check(INVALID, payment_id, detail=f"NowPayments' answer is {len(body)} characters long")
     async with connect() as conn:
@@ -106,7 +109,7 @@ async def check_payment(
                              + ("" if order is not None else ", which is not one of ours"))
             rules = await apply_ipn(conn, report, body, config, source="reconcile")
             await payments.mark_checked(conn, payment_id)
-    return Check(_classify(rules), payment_id, report.order_id, report.payment_status, rules)
+    return Check(_classify(rules), payment_id, report.order_id, report.payment_status, rules, kind=order.kind)
 
 
 class ReconcileSweep:
@@ -175,6 +178,9 @@ class ReconcileSweep:
                         check = Check(INVALID, payment.payment_id, payment.order_id, detail="unexpected error (logged)")
                     self._on_outcome(check.outcome)
                     if check.outcome == UNREACHABLE:
+                        # Counted as a check, so that a failure of this payment alone cannot keep it first
+                        # in line for ever; the round stops (NowPayments is probably down for all).
+                        await self._mark_checked(payment.payment_id)
                         self.last_problem = check.detail
                         return False
                     await self._after(check, payment)
@@ -187,13 +193,17 @@ class ReconcileSweep:
                 with contextlib.suppress(*UNAVAILABLE_ERRORS):
                     await locks.unlock(lock_conn, locks.RECONCILE_LOCK)
 
+    async def _mark_checked(self, payment_id: int) -> None:
+        async with self._pool.connection() as conn:
+            await payments.mark_checked(conn, payment_id)
+
     async def _after(self, check: Check, payment: payments.MovingPayment) -> None:
         if check.outcome in (GRANTED, APPLIED):
             logger.info("reconcile: payment %s of order %s is %s at NowPayments: %s",
                         check.payment_id, payment.order_id, check.status, check.rules)
             self._wake_outbox()
             return
-        if check.outcome == UNCHANGED:
+        if check.outcome in (UNCHANGED, REFUSED):
             return  # check_payment counted the check
         # Not applied: still counted, so the next check of it waits longer.
         async with self._pool.connection() as conn:

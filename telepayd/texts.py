@@ -269,8 +269,17 @@ def check_other_order(payment_id: int) -> str:
 
 
 def check_refused(payment_id: int) -> str:
-    return (f"Payment <code>{payment_id}</code> does not match its order's price, so it cannot be applied as it is. "
-            "The operator has been told and will look into it.")
+    return (f"Payment <code>{payment_id}</code> cannot be applied to its order as it is. The operator has been "
+            "told and will look into it.")
+
+
+def check_waiting(payment_id: int) -> str:
+    return (f"NowPayments has not received the money of payment <code>{payment_id}</code> yet. If you sent it, it "
+            "is applied as soon as it arrives; if not, please pay from the payment page.")
+
+
+def check_donation_received(payment_id: int) -> str:
+    return f"✅ Payment <code>{payment_id}</code> is complete: your donation has reached the channel. Thank you!"
 
 
 def check_granted(payment_id: int) -> str:

@@ -206,6 +206,10 @@ class Emulator:
         """Answer the next ``count`` payment lookups (-1: every one, until 0 is set) with ``status``."""
         self._call("POST", "/_emulator/nowpayments/fail-lookups", {"count": count, "status": status})
 
+    def fail_payment(self, payment_id: int, status: int) -> None:
+        """Answer every lookup of ``payment_id`` with ``status`` (0: normally again)."""
+        self._call("POST", "/_emulator/nowpayments/fail-payment", {"payment_id": payment_id, "status": status})
+
     def lookups(self) -> list[int]:
         return self._call("GET", "/_emulator/nowpayments/lookups")  # type: ignore[return-value]
 

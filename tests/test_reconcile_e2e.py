@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import psycopg
+import pytest
 
 from tests.harness import TelegramUser
 from tests.test_buying_e2e import ALICE, CLOSED, MALLORY, add_channel, buttons, buy, db, telepayd, to
@@ -261,3 +262,52 @@ def test_unpaid_orders_expire_after_the_invoice_lifetime_and_a_late_payment_stil
     payment_id = emulator.set_payment(old, "finished")
     done = telepayd(config_files, "orders", "reconcile", old, "--payment-id", str(payment_id))
     assert done.returncode == 0 and "order: expired -> paid" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("status", [500, 403])  # an error of that payment only: a 5xx, or a refusal
+def test_a_payment_that_fails_alone_does_not_stop_the_others(config_files, start_daemon, emulator, status):
+    config_files.settings = FAST
+    config_files.write()
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    stuck_order = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    paid_order = buy(emulator, TelegramUser(daemon, MALLORY, "mallory"), key)
+    assert emulator.send_ipn(stuck_order, "waiting", payment_id=5077125951)["status"] == 200
+    assert emulator.send_ipn(paid_order, "waiting", payment_id=5077125952)["status"] == 200
+    emulator.set_payment(paid_order, "finished", payment_id=5077125952)
+    with psycopg.connect(config_files.dsn) as conn:  # the failing one first in line (older)
+        conn.execute("UPDATE payments SET updated_at = now() - interval '10 minutes' WHERE payment_id = 5077125951")
+        conn.execute("UPDATE payments SET updated_at = now() - interval '5 minutes' WHERE payment_id = 5077125952")
+    emulator.fail_payment(5077125951, status)
+    wait_for(lambda: links_for(emulator, paid_order), timeout=30, what=f"the other payment granted despite a {status}")
+    assert 5077125951 in emulator.lookups()
+    assert db(config_files, "SELECT status FROM orders WHERE order_id = %s", stuck_order) == [("invoiced",)]
+    assert db(config_files, "SELECT status FROM orders WHERE order_id = %s", paid_order) == [("paid",)]
+
+
+def test_an_abandoned_payment_expiring_leaves_a_paid_order_paid(config_files, start_daemon, emulator):
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    # The buyer opened a BTC payment, switched coins and paid with a second one; the first then expires.
+    assert emulator.send_ipn(order_id, "waiting", payment_id=5077125961)["status"] == 200
+    assert emulator.send_ipn(order_id, "finished", payment_id=5077125962)["answer"]["outcome"] == "granted"
+    answer = emulator.send_ipn(order_id, "expired", payment_id=5077125961)["answer"]
+    assert answer["outcome"] == "status expired: another payment of the order is paid or under way"
+    assert db(config_files, "SELECT status FROM orders") == [("paid",)]
+    time.sleep(1)
+    assert not emulator.calls("sendMessage") or not any(
+        "expired" in c["params"].get("text", "") for c in emulator.calls("sendMessage"))
+
+
+def test_a_refused_lookup_does_not_stand_in_for_the_signed_ipn(config_files, start_daemon, emulator):
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    emulator.set_payment(order_id, "finished", payment_id=5077125971, overrides={"price_currency": "eur"})
+    refused = telepayd(config_files, "orders", "reconcile", order_id, "--payment-id", "5077125971")
+    assert refused.returncode == 1 and "price_mismatch" in refused.stderr
+    assert db(config_files, "SELECT kind FROM anomalies") == [("price_mismatch",)]
+    assert db(config_files, "SELECT count(*) FROM ipn_events") == [(0,)]
+    assert emulator.send_ipn(order_id, "finished", payment_id=5077125971)["answer"]["outcome"] == "granted"
+    wait_for(lambda: links_for(emulator, order_id), what="the join link of the signed IPN")

@@ -65,6 +65,12 @@ class PaymentChecks:
         """Check ``payment_id`` for ``user_id`` and say what came of it, in a line or two for the buyer. What
         the database already settles (someone else's payment, one that reached its end) costs no lookup."""
         config = self._deps.runtime.config
+        # The per-user limit first, for every answer: the database's answers too would tell a stranger
+        # which payment ids exist.
+        wait = self._user_limit(config.reconcile).acquire(user_id)
+        if wait:
+            logger.info("payment check by user %s refused: per-user limit (%d an hour)", user_id, config.reconcile.buyer_checks_per_hour)
+            return texts.check_too_often(minutes=int(wait // 60) + 1)
         async with self._deps.database.bot_pool.connection() as conn:
             known = await payments.get(conn, payment_id)
             order = await orders.get(conn, known.order_id) if known is not None else None
@@ -72,11 +78,7 @@ class PaymentChecks:
             if order.user_id != user_id:
                 return texts.check_other_order(payment_id)
             if known.status in SETTLED:
-                return describe(Check(UNCHANGED, payment_id, order.order_id, known.status))
-        wait = self._user_limit(config.reconcile).acquire(user_id)
-        if wait:
-            logger.info("payment check by user %s refused: per-user limit (%d an hour)", user_id, config.reconcile.buyer_checks_per_hour)
-            return texts.check_too_often(minutes=int(wait // 60) + 1)
+                return describe(Check(UNCHANGED, payment_id, order.order_id, known.status, kind=order.kind))
         if self._all.acquire("all"):
             logger.warning("payment check by user %s refused: %d checks a minute by all buyers reached", user_id, ALL_BUYERS_PER_MINUTE)
             return texts.CHECK_BUSY
@@ -101,12 +103,15 @@ def describe(check: Check) -> str:
         return texts.CHECK_UNREACHABLE
     if check.outcome == REFUSED:
         return texts.check_refused(payment)
+    donation = check.kind == "donation"
     if check.outcome == GRANTED:
-        return texts.check_granted(payment)
+        return texts.check_donation_received(payment) if donation else texts.check_granted(payment)
     status = check.status or ""
     if status == "finished":  # UNCHANGED: it granted before (an IPN, or an earlier check)
-        return texts.check_already_granted(payment)
-    if status in ("waiting", "confirming", "confirmed", "sending"):
+        return texts.check_donation_received(payment) if donation else texts.check_already_granted(payment)
+    if status == "waiting":
+        return texts.check_waiting(payment)
+    if status in ("confirming", "confirmed", "sending"):
         return texts.check_confirming(payment, status)
     if status == "partially_paid":
         return texts.check_partially_paid(payment)

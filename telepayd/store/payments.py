@@ -146,3 +146,16 @@ async def get(conn: AsyncConnection, payment_id: int) -> Payment | None:
     cursor = conn.cursor(row_factory=class_row(Payment))
     await cursor.execute(_SELECT + " WHERE payment_id = %s", [payment_id])
     return await cursor.fetchone()
+
+
+async def forget_event(conn: AsyncConnection, event_id: int) -> None:
+    await conn.execute("DELETE FROM ipn_events WHERE id = %s", [event_id])
+
+
+async def order_has_other_live_payment(conn: AsyncConnection, order_id: str, payment_id: int) -> bool:
+    """Whether another payment of the order finished or is still moving."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM payments WHERE order_id = %s AND payment_id <> %s AND status = ANY(%s) LIMIT 1",
+        [order_id, payment_id, [*MOVING_STATUSES, "finished"]],
+    )
+    return await cursor.fetchone() is not None

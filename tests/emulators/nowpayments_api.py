@@ -33,6 +33,7 @@ class NowPaymentsState:
     lookups: list[int] = field(default_factory=list)  # payment ids asked for, in order
     fail_lookups: int = 0  # the next N lookups are answered with lookup_failure (-1: all of them)
     lookup_failure: int = 503
+    failing_payments: dict[int, int] = field(default_factory=dict)  # payment id -> the status its lookups get
 
 
 def sign_ipn(body: bytes, secret: str = IPN_SECRET) -> str:
@@ -94,6 +95,9 @@ async def get_payment(request: web.Request) -> web.Response:
         status = state.lookup_failure
         return web.json_response({"status": False, "statusCode": status, "message": "Too many requests" if status == 429
                                   else "Internal server error"}, status=status)
+    if int(text) in state.failing_payments:
+        status = state.failing_payments[int(text)]
+        return web.json_response({"status": False, "statusCode": status, "message": "Error"}, status=status)
     payment = state.payments.get(int(text))
     if payment is None:
         return web.json_response({"status": False, "statusCode": 404, "code": "PAYMENT_NOT_FOUND",
@@ -120,6 +124,17 @@ async def control_fail_lookups(request: web.Request) -> web.Response:
     state: NowPaymentsState = request.app["nowpayments"]
     body = await request.json()
     state.fail_lookups, state.lookup_failure = int(body["count"]), int(body.get("status", 503))
+    return web.json_response({"ok": True})
+
+
+async def control_fail_payment(request: web.Request) -> web.Response:
+    """Answer every lookup of one payment with ``status`` (0: answer it again)."""
+    state: NowPaymentsState = request.app["nowpayments"]
+    body = await request.json()
+    if body["status"]:
+        state.failing_payments[int(body["payment_id"])] = int(body["status"])
+    else:
+        state.failing_payments.pop(int(body["payment_id"]), None)
     return web.json_response({"ok": True})
 
 
@@ -158,6 +173,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/nowpayments/payment", control_payment)
     app.router.add_post("/_emulator/nowpayments/fail-lookups", control_fail_lookups)
     app.router.add_get("/_emulator/nowpayments/lookups", control_lookups)
+    app.router.add_post("/_emulator/nowpayments/fail-payment", control_fail_payment)
     app.router.add_post("/_emulator/nowpayments/ipn", control_ipn)
     app.router.add_get("/_emulator/nowpayments/invoices", control_invoices)
     app.router.add_post("/_emulator/nowpayments/fail-invoices", control_fail_invoices)
