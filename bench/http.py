@@ -184,18 +184,24 @@ def startup_and_memory(files: ConfigFiles) -> None:
     shutil.rmtree(notify_dir, ignore_errors=True)
 
 
+def bench_config(stack) -> ConfigFiles:
+    """The benchmarks' config: limits far above what a load generator on this machine reaches (measure the
+    work, not 429s), a small pool, quiet logs; the daemon talks to the emulators only."""
+    files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url, settings={
+        "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
+        "database": {"min_size": 2, "max_size": 4},
+        "logging": {"level": "warning"},
+    })
+    files.write()
+    return files
+
+
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     # The daemon talks to the Bot API emulator: nothing leaves the machine.
     with local_stack("telepayd-bench-") as stack:
-        files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url, settings={
-            # Limits far above what a load generator on this machine reaches: measure the work, not 429s.
-            "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
-            "database": {"min_size": 2, "max_size": 4},
-            "logging": {"level": "warning"},
-        })
-        files.write()
+        files = bench_config(stack)
         chain_overhead(files, stack.workdir)
         print()
         ingest(files, stack.workdir)

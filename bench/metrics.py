@@ -13,7 +13,7 @@ import urllib.request
 
 import psycopg
 
-from bench.http import SECONDS, run_wrk, wait_port, write_wrk_script
+from bench.http import SECONDS, bench_config, run_wrk, wait_port, write_wrk_script
 from bench.targets import verdict
 from telepayd.store import stats
 from tools.local_config import ConfigFiles
@@ -114,12 +114,7 @@ def ingest_on_off(files: ConfigFiles, workdir) -> None:
 
 def main() -> None:
     with local_stack("telepayd-bench-metrics-") as stack:
-        files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url, settings={
-            "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
-            "database": {"min_size": 2, "max_size": 4},
-            "logging": {"level": "warning"},
-        })
-        files.write()
+        files = bench_config(stack)
         assert subprocess.run([sys.executable, "-m", "telepayd", "migrate", "-c", str(files.path)],
                               capture_output=True).returncode == 0
         seed(files.dsn)

@@ -33,6 +33,15 @@ def scrape(daemon) -> dict[tuple[str, tuple], float]:
     return samples
 
 
+def refused(daemon) -> tuple[int, str]:
+    """The status and error code /metrics answered with (it must refuse)."""
+    try:
+        urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)["error"]
+    raise AssertionError("/metrics answered 200")
+
+
 def value(samples, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -90,21 +99,13 @@ def test_metrics_are_for_the_status_allowlist_only_and_can_be_switched_off(confi
     config_files.settings = {"server": {"status_allowed_ips": ["10.9.9.9/32"]}}
     config_files.write()
     daemon = start_daemon(config_files)
-    try:
-        urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10)
-        raise AssertionError("a stranger read /metrics")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 403 and json.load(exc)["error"] == "forbidden"
+    assert refused(daemon) == (403, "forbidden")
     daemon.stop()
 
     config_files.settings = {"server": {"metrics": False}}
     config_files.write()
     daemon = start_daemon(config_files)
-    try:
-        urllib.request.urlopen(daemon.base_url + "/metrics", timeout=10)
-        raise AssertionError("/metrics answered while switched off")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 404 and json.load(exc)["error"] == "metrics_off"
+    assert refused(daemon) == (404, "metrics_off")
 
 
 def test_a_database_that_is_down_leaves_its_figures_out_not_the_scrape(config_files, start_daemon):

@@ -22,6 +22,15 @@ def age_payments(config_files, minutes: int = 5) -> None:
         conn.execute("UPDATE payments SET updated_at = now() - make_interval(mins => %s)", [minutes])
 
 
+def fast_daemon_with_an_order(config_files, start_daemon, emulator):
+    """A daemon whose reconcile sweep runs every second (stale after 1 min), and Alice's open order."""
+    config_files.settings = FAST
+    config_files.write()
+    key = add_channel(config_files, "9.99:30")
+    daemon = start_daemon(config_files)
+    return daemon, buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+
+
 def links_for(emulator, order_id: str) -> list[dict]:
     return [c for c in emulator.calls("createChatInviteLink") if c["params"].get("name") == order_id]
 
@@ -73,11 +82,7 @@ def test_a_finished_payment_whose_ipn_never_came_is_granted_by_the_sweep(config_
 
 
 def test_a_payment_still_confirming_is_checked_less_and_less_often(config_files, start_daemon, emulator):
-    config_files.settings = FAST
-    config_files.write()
-    key = add_channel(config_files, "9.99:30")
-    daemon = start_daemon(config_files)
-    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    daemon, order_id = fast_daemon_with_an_order(config_files, start_daemon, emulator)
     payment_id = 5077125902
     assert emulator.send_ipn(order_id, "confirming", payment_id=payment_id)["status"] == 200
     age_payments(config_files)
@@ -213,31 +218,36 @@ def test_reconciliation_and_a_late_ipn_racing_each_other_grant_once(config_files
 
 
 def test_nowpayments_down_makes_the_sweep_back_off_and_recover(config_files, start_daemon, emulator):
-    config_files.settings = FAST
-    config_files.write()
-    key = add_channel(config_files, "9.99:30")
-    daemon = start_daemon(config_files)
-    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    daemon, order_id = fast_daemon_with_an_order(config_files, start_daemon, emulator)
     payment_id = 5077125941
     assert emulator.send_ipn(order_id, "sending", payment_id=payment_id)["status"] == 200
     emulator.set_payment(order_id, "finished", payment_id=payment_id)
+
+    def an_hour_passes() -> None:
+        with psycopg.connect(config_files.dsn) as conn:
+            conn.execute("UPDATE payments SET checked_at = checked_at - interval '1 hour'")
+
     emulator.fail_lookups(-1, 503)
     age_payments(config_files)
-    wait_for(lambda: len(emulator.lookups()) >= 3, timeout=30, what="three failed checks")
-    # Backing off: 1 s, then about 2, 4, 8 ... between rounds, not one a second.
+    wait_for(lambda: emulator.lookups() == [payment_id], what="the first, failed check")
+    # Rounds run every second, but the payment waits out its gap (stale age x 2 per check) and the rounds
+    # back off: no check a second.
     time.sleep(4)
-    assert len(emulator.lookups()) <= 5, emulator.lookups()
+    assert emulator.lookups() == [payment_id]
+    assert db(config_files, "SELECT checks FROM payments") == [(1,)]
     assert "reconcile: NowPayments unavailable" in daemon.log() and "next round in" in daemon.log()
+
     emulator.fail_lookups(-1, 429)
-    time.sleep(2)
-    with psycopg.connect(config_files.dsn) as conn:
-        assert conn.execute("SELECT status FROM orders").fetchall() == [("invoiced",)]
+    an_hour_passes()
+    wait_for(lambda: len(emulator.lookups()) == 2, timeout=30, what="a check after the gap, throttled")
+    assert db(config_files, "SELECT status FROM orders") == [("invoiced",)]
     import urllib.request
     with urllib.request.urlopen(daemon.base_url + "/ready", timeout=5) as answer:
         assert answer.status == 200  # NowPayments down is not the daemon down
     assert daemon.process.poll() is None
 
     emulator.fail_lookups(0)
+    an_hour_passes()
     wait_for(lambda: links_for(emulator, order_id), timeout=40, what="the grant once NowPayments is back")
     assert db(config_files, "SELECT status FROM orders") == [("paid",)]
     assert "Traceback" not in daemon.log()
