@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SNAPSHOT_SECONDS = 5.0
 SNAPSHOT_TIMEOUT_SECONDS = 2.0
+# /ready's database check: a pooled connection within 2 s, else one of its own (a busy pool is up).
+DATABASE_CHECK_SECONDS = 3.0
 # Label values that come from outside (an IPN's outcome text) are mapped onto these.
 IPN_OUTCOMES = ("granted", "duplicate", "ignored", "applied", "refunded", "already_granted", "price_mismatch",
                 "payment_order_mismatch", "unknown_order", "unknown_channel")
@@ -227,8 +229,21 @@ class Exporter:
         self._instruments.registry.register(DaemonCollector(app, lambda: self._snapshot))
 
     async def render(self) -> bytes:
-        await self._refresh()
+        if await self._database_answers():
+            await self._refresh()
+        else:  # down: its figures are left out, and read afresh by the first scrape that finds it back
+            self._snapshot, self._taken = None, 0.0
         return generate_latest(self._instruments.registry)
+
+    async def _database_answers(self) -> bool:
+        """``/ready``'s database check (shared by every caller, at most one a second), so that
+        ``telepayd_up{dependency="database"}`` follows the database whether or not anyone probes ``/ready``
+        (nothing else notices a database lost after start)."""
+        try:
+            async with asyncio.timeout(DATABASE_CHECK_SECONDS):
+                return await self._database().ping()
+        except TimeoutError:  # no answer in time: the figures are not read; up says what the last check found
+            return False
 
     async def _refresh(self) -> None:
         if time.monotonic() - self._taken < SNAPSHOT_SECONDS:

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from telepayd.security.webhook_signature import sign
@@ -117,3 +118,34 @@ def test_a_database_that_is_down_leaves_its_figures_out_not_the_scrape(config_fi
     assert value(samples, "telepayd_up", dependency="database") == 0
     assert value(samples, "telepayd_database_figures_ok") == 0
     assert not any(name == "telepayd_outbox_pending" for name, _ in samples)
+
+
+def scrape_until(daemon, done, timeout: float = 20.0) -> dict[tuple[str, tuple], float]:
+    """Scrape every half second until ``done(samples)``; the last samples either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(daemon)
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.5)
+
+
+def test_a_database_lost_after_start_is_down_in_the_scrape_with_nobody_probing_ready(config_files, start_daemon, admin_dsn):
+    daemon = start_daemon(config_files)
+    assert value(scrape(daemon), "telepayd_up", dependency="database") == 1
+    name = psycopg.conninfo.conninfo_to_dict(config_files.dsn)["dbname"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:  # nothing can connect, and the pool's sessions end
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+    try:
+        down = scrape_until(daemon, lambda s: value(s, "telepayd_up", dependency="database") == 0)
+        assert value(down, "telepayd_up", dependency="database") == 0, "a scrape alone must see the database gone"
+        assert value(down, "telepayd_database_figures_ok") == 0
+        assert not any(metric == "telepayd_outbox_pending" for metric, _ in down)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    back = scrape_until(daemon, lambda s: value(s, "telepayd_up", dependency="database") == 1
+                        and value(s, "telepayd_database_figures_ok") == 1)
+    assert value(back, "telepayd_up", dependency="database") == 1 and value(back, "telepayd_database_figures_ok") == 1
+    assert "GET /ready" not in daemon.log() and value(back, "telepayd_http_requests_total", route="ready", status="200") == 0
