@@ -41,6 +41,11 @@ DATABASE_CHECK_SECONDS = 3.0
 IPN_OUTCOMES = ("granted", "duplicate", "ignored", "applied", "refunded", "already_granted", "price_mismatch",
                 "payment_order_mismatch", "unknown_order", "unknown_channel")
 
+# What a check with NowPayments came to (telepayd/reconcile.py's OUTCOMES, and price_mismatch); anything else
+# counts as "other", so a caller passing free text cannot grow the label set.
+RECONCILE_OUTCOMES = frozenset({"granted", "applied", "unchanged", "not_found", "other_order", "refused", "invalid",
+                                "unreachable", "price_mismatch"})
+
 
 def ipn_outcome(rules: str) -> str:
     """The money rules' outcome text as a label of a fixed set."""
@@ -97,7 +102,8 @@ class Instruments:
             (self.outbox_sent if sent else self.outbox_failed)[kind] += 1
 
     def paused(self) -> None:
-        self.outbox_pauses += 1
+        if self.enabled:
+            self.outbox_pauses += 1
 
     def telegram_error(self, method: str, code: str) -> None:
         if self.enabled:
@@ -105,7 +111,7 @@ class Instruments:
 
     def count_reconciled(self, outcome: str) -> None:
         if self.enabled:
-            self.reconciled[outcome] += 1
+            self.reconciled[outcome if outcome in RECONCILE_OUTCOMES else "other"] += 1
 
 
 def _counter(name: str, text: str, labels: list[str], counts: dict) -> CounterMetricFamily:
