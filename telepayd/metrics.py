@@ -201,7 +201,7 @@ class DaemonCollector(Collector):
         for kind, n in sorted(found.outbox_pending.items()):
             pending.add_metric([kind], n)
         yield pending
-        yield _gauge("telepayd_outbox_oldest_due_seconds", "How long the oldest due outbox message has waited (database).",
+        yield _gauge("telepayd_outbox_oldest_due_seconds", "How long the oldest undelivered outbox message has waited since it was queued; retries do not reset it (database).",
                      found.outbox_oldest_due_seconds)
         yield _gauge("telepayd_payment_oldest_moving_seconds",
                      "Age of the oldest payment not yet finished or final, since its last status (database).",

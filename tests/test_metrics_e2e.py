@@ -149,3 +149,21 @@ def test_a_database_lost_after_start_is_down_in_the_scrape_with_nobody_probing_r
                         and value(s, "telepayd_database_figures_ok") == 1)
     assert value(back, "telepayd_up", dependency="database") == 1 and value(back, "telepayd_database_figures_ok") == 1
     assert "GET /ready" not in daemon.log() and value(back, "telepayd_http_requests_total", route="ready", status="200") == 0
+
+
+def test_the_oldest_due_age_counts_from_queueing_so_retries_do_not_hide_a_message_telegram_keeps_refusing(
+        config_files, start_daemon, emulator):
+    add_channel(config_files, "9.99:30", open_id=int(NOTIFICATION["open_channel_id"]))
+    daemon = start_daemon(config_files)
+    emulator.fail("sendMessage", 502, description="Bad Gateway", seconds=60)  # Telegram down for a minute
+    body = json.dumps(NOTIFICATION).encode()
+    headers = {**sign(config_files.webhook_secrets[0], body).as_dict(), "content-type": "application/json"}
+    assert http_post(daemon.base_url + "/webhooks/notification", body, headers)[0] == 202
+    queued = time.monotonic()
+    emulator.wait_calls("sendMessage", 3)  # tried, and tried again after each pause (1 s, 2 s, ...)
+    time.sleep(max(0.0, queued + 20 - time.monotonic()))
+    samples = scrape(daemon)  # the first scrape: figures read now
+    assert value(samples, "telepayd_outbox_pending", kind="notification") == 1
+    assert value(samples, "telepayd_outbox_oldest_due_seconds") >= 15, "each retry must not start the wait again"
+    assert value(samples, "telepayd_telegram_errors_total", method="sendMessage", code="502") >= 3
+    assert value(samples, "telepayd_outbox_sent_total", kind="notification") == 0

@@ -14,7 +14,7 @@ from .payments import MOVING_STATUSES
 @dataclass
 class Snapshot:
     outbox_pending: dict[str, int] = field(default_factory=dict)      # by kind (due now or waiting to retry)
-    outbox_oldest_due_seconds: float = 0.0                             # how long the oldest due message waits
+    outbox_oldest_due_seconds: float = 0.0                             # the oldest waiting message, since queued
     oldest_moving_payment_seconds: float = 0.0                         # the oldest non-final payment's age
     active_subscriptions: dict[tuple[int, int], int] = field(default_factory=dict)  # (channel key, tier number)
     anomalies: dict[str, int] = field(default_factory=dict)            # by kind, since the database began
@@ -28,9 +28,12 @@ async def snapshot(conn: AsyncConnection) -> Snapshot:
     # The plans' costs pass PostgreSQL's JIT threshold on a large table, and compiling them takes longer
     # (~250 ms) than running them: off for this transaction.
     await conn.execute("SET LOCAL jit = off")
+    # Every pending message is due from the moment it is queued; a retry only defers it (Telegram down, a
+    # 429), so its wait counts from the queueing: counted from the retry, a message Telegram refuses every
+    # 30 s would never look old.
     cursor = await conn.execute(
-        "SELECT kind, count(*), coalesce(extract(epoch FROM max(now() - next_attempt_at)"
-        " FILTER (WHERE next_attempt_at <= now())), 0) FROM outbox WHERE status = 'pending' GROUP BY kind")
+        "SELECT kind, count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+        " FROM outbox WHERE status = 'pending' GROUP BY kind")
     for kind, count, oldest in await cursor.fetchall():
         found.outbox_pending[kind] = int(count)
         found.outbox_oldest_due_seconds = max(found.outbox_oldest_due_seconds, float(oldest))
