@@ -52,6 +52,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def stderr_is_the_journal() -> bool:
+    """True when stderr is the stream systemd connected to the journal. ``JOURNAL_STREAM`` names it as
+    "<device>:<inode>", and children inherit the variable (a terminal started by ``systemd --user`` passes it
+    to its shells), so it counts only when stderr is that very stream (systemd.exec(5))."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        stderr = os.fstat(2)
+        return (stderr.st_dev, stderr.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError):
+        return False
+
+
 def configure(config: LoggingConfig) -> None:
     """Install the root handler for ``config`` (called at start; ``set_level`` on reload)."""
     handler = logging.StreamHandler()
@@ -60,7 +72,7 @@ def configure(config: LoggingConfig) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         plain = "%(levelname)s %(name)s [%(request_id)s] %(message)s"
-        if os.environ.get("JOURNAL_STREAM"):  # under systemd: journald stamps the time and reads the priority
+        if stderr_is_the_journal():  # under systemd: journald stamps the time and reads the priority
             handler.setFormatter(JournalFormatter(plain))
         else:
             handler.setFormatter(logging.Formatter("%(asctime)s " + plain))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 
 import pytest
 
@@ -14,8 +15,9 @@ from telepayd.config import LoggingConfig
 
 
 def emit(monkeypatch, journal: bool, fmt: str = "plain") -> list[str]:
-    if journal:
-        monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    if journal:  # systemd names the stream it connected stderr to: "<device>:<inode>"
+        stderr = os.fstat(2)
+        monkeypatch.setenv("JOURNAL_STREAM", f"{stderr.st_dev}:{stderr.st_ino}")
     else:
         monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     logs.configure(LoggingConfig(level="debug", format=fmt))
@@ -65,3 +67,20 @@ def test_json_stays_json_under_systemd(monkeypatch):
     entries = [json.loads(line) for line in lines]
     assert [e["level"] for e in entries[:5]] == ["debug", "info", "warning", "error", "critical"]
     assert "ValueError: boom" in entries[5]["exception"]
+
+
+def test_a_journal_stream_that_is_not_our_stderr_is_not_the_journal(monkeypatch):
+    # Inherited from a parent whose own output went to the journal (a desktop's terminal started by
+    # systemd --user): our stderr is elsewhere, a terminal or a file, which would show "<6>" and no time.
+    stderr = os.fstat(2)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{stderr.st_dev}:{stderr.st_ino + 1}")
+    logs.configure(LoggingConfig(level="info", format="plain"))
+    handler = logging.getLogger().handlers[0]
+    stream = io.StringIO()
+    handler.setStream(stream)
+    logging.getLogger("telepayd.test").info("i")
+    (line,) = stream.getvalue().splitlines()
+    assert line[:4].isdigit() and line.endswith(" INFO telepayd.test [-] i")
+    monkeypatch.setenv("JOURNAL_STREAM", "not a stream")
+    logs.configure(LoggingConfig(level="info", format="plain"))
+    assert not isinstance(logging.getLogger().handlers[0].formatter, logs.JournalFormatter)
