@@ -174,12 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_or_report(path: Path) -> Config | None:
+def _load_or_report(path: Path, *, journal_errors: bool = False) -> Config | None:
+    """The config, or None after one line per problem on stderr (at error priority in the journal when
+    ``journal_errors``: ``run`` under systemd, before logging exists)."""
     try:
         return load(path)
     except ConfigError as exc:
+        prefix = "<3>" if journal_errors else ""
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(prefix + problem, file=sys.stderr)
         return None
 
 
@@ -187,9 +190,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import logs
     from .daemon import serve
 
-    config = _load_or_report(config_path(args.config))
+    journal = logs.stderr_is_the_journal()
+    config = _load_or_report(config_path(args.config), journal_errors=journal)
     if config is None:
-        print("telepayd: not started: fix the configuration above (telepayd check-config)", file=sys.stderr)
+        print(("<3>" if journal else "") + "telepayd: not started: fix the configuration above (telepayd check-config)",
+              file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(config.logging)
     return asyncio.run(serve(config))

@@ -174,7 +174,9 @@ class ReconcileSweep:
                     except (PoolTimeout, *UNAVAILABLE_ERRORS):
                         raise
                     except Exception as exc:  # a bug or a row it cannot handle: the others still get checked
-                        self._on_error(f"reconcile of payment {payment.payment_id}", exc)
+                        # A fixed place name (it is a metric label): the payment id goes in the log line only.
+                        logger.warning("reconcile: payment %s of order %s failed unexpectedly", payment.payment_id, payment.order_id)
+                        self._on_error("reconcile of a payment", exc)
                         check = Check(INVALID, payment.payment_id, payment.order_id, detail="unexpected error (logged)")
                     self._on_outcome(check.outcome)
                     if check.outcome == UNREACHABLE:

@@ -84,3 +84,21 @@ def test_a_journal_stream_that_is_not_our_stderr_is_not_the_journal(monkeypatch)
     monkeypatch.setenv("JOURNAL_STREAM", "not a stream")
     logs.configure(LoggingConfig(level="info", format="plain"))
     assert not isinstance(logging.getLogger().handlers[0].formatter, logs.JournalFormatter)
+
+
+def test_a_config_that_stops_the_start_is_told_at_error_priority_in_the_journal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "telepayd.toml"
+    config.write_text("[server]\nport = 70000\n")
+    stderr_path = tmp_path / "stderr"
+    with open(stderr_path, "wb") as stderr:
+        stat = os.fstat(stderr.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"}  # stderr is "the journal"
+        code = subprocess.run([sys.executable, "-m", "telepayd", "run", "-c", str(config)], stderr=stderr, env=env).returncode
+    lines = stderr_path.read_text().splitlines()
+    assert code == 78 and lines
+    assert all(line.startswith("<3>") for line in lines), lines
+    assert any("[server] port" in line for line in lines) and "not started" in lines[-1]
