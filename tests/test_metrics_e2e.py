@@ -145,8 +145,9 @@ def test_a_database_lost_after_start_is_down_in_the_scrape_with_nobody_probing_r
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    # The pool reconnects with its own backoff (1 s, doubling): allow it a few rounds.
     back = scrape_until(daemon, lambda s: value(s, "telepayd_up", dependency="database") == 1
-                        and value(s, "telepayd_database_figures_ok") == 1)
+                        and value(s, "telepayd_database_figures_ok") == 1, timeout=45)
     assert value(back, "telepayd_up", dependency="database") == 1 and value(back, "telepayd_database_figures_ok") == 1
     assert "GET /ready" not in daemon.log() and value(back, "telepayd_http_requests_total", route="ready", status="200") == 0
 
