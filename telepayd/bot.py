@@ -38,29 +38,29 @@ class BotBusy(Exception):
 
 
 class CountingRequest(HTTPXRequest):
-    """PTB's HTTP transport, telling ``on_error(method, code)`` of every Bot API call that failed (an HTTP
-    code of 400 or more, or 'network'): the Telegram errors of /metrics, whichever part of the daemon called."""
+    """PTB's HTTP transport, telling ``on_answer(method, code)`` of every Bot API call: code None for a
+    success, else the HTTP code (400 or more) or 'network': the Telegram errors and state of /metrics,
+    whichever part of the daemon called."""
 
-    def __init__(self, on_error: Callable[[str, str], None], **kwargs: Any) -> None:
+    def __init__(self, on_answer: Callable[[str, str | None], None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._on_error = on_error
+        self._on_answer = on_answer
 
     async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
         try:
             code, payload = await super().do_request(url, method, *args, **kwargs)
         except TelegramError:
-            self._on_error(api_method, "network")
+            self._on_answer(api_method, "network")
             raise
-        if code >= 400:
-            self._on_error(api_method, str(code))
+        self._on_answer(api_method, str(code) if code >= 400 else None)
         return code, payload
 
 
-def build_application(config: TelegramConfig, on_error: Callable[[str, str], None] | None = None) -> Application:
+def build_application(config: TelegramConfig, on_answer: Callable[[str, str | None], None] | None = None) -> Application:
     builder = Application.builder().token(config.token).base_url(config.api_base_url).concurrent_updates(CONCURRENT_UPDATES)
-    if on_error is not None:  # the pool size PTB's builder would give its own transport
-        builder = builder.request(CountingRequest(on_error, connection_pool_size=256))
+    if on_answer is not None:  # the pool size PTB's builder would give its own transport
+        builder = builder.request(CountingRequest(on_answer, connection_pool_size=256))
     if config.mode == "webhook":
         builder = builder.updater(None)
     return builder.build()
@@ -76,7 +76,7 @@ class TelegramBot:
 
     def __init__(self, config: TelegramConfig, deps: BotDeps) -> None:
         self.config = config
-        self.application = build_application(config, deps.runtime.metrics.instruments.telegram_error)
+        self.application = build_application(config, deps.runtime.metrics.instruments.telegram_answer)
         Handlers(deps).register(self.application)
         self.ready = False
         self.problem = "starting"

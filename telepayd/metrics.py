@@ -25,6 +25,7 @@ from psycopg_pool import PoolTimeout
 
 from . import __version__
 from .store import stats
+from .store.payments import MOVING_STATUSES
 from .store.pool import UNAVAILABLE_ERRORS
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class Instruments:
         self.telegram_errors: Counter[tuple[str, str]] = Counter()  # (method, code)
         self.reconciled: Counter[str] = Counter()  # by outcome
         self.last_ipn_at = 0.0  # this daemon's last IPN (Unix time)
+        # Whether the last Bot API call failed for everyone's sake (the network, 5xx, the token refused):
+        # Telegram lost after start, which the bot's own ready flag (set once, at getMe) does not see.
+        self.telegram_failing = False
         self.ipn_seconds = Histogram("telepayd_ipn_handling_seconds", "Time to verify, store and apply one IPN.",
                                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=self.registry)
         self.ingest_batch = Histogram("telepayd_ingest_batch_size", "Webhook messages stored per group commit.",
@@ -105,7 +109,12 @@ class Instruments:
         if self.enabled:
             self.outbox_pauses += 1
 
-    def telegram_error(self, method: str, code: str) -> None:
+    def telegram_answer(self, method: str, code: str | None) -> None:
+        """One Bot API call: ``code`` None for a success, else the HTTP code of a failure or 'network'."""
+        if code is None:
+            self.telegram_failing = False
+            return
+        self.telegram_failing = code in ("network", "401", "404") or code.startswith("5")
         if self.enabled:
             self.telegram_errors[(method[:40], code)] += 1
 
@@ -173,10 +182,10 @@ class DaemonCollector(Collector):
         up = _gauge("telepayd_up", "1 when a dependency is usable, 0 when this daemon runs degraded without it.",
                     labels=["dependency"])
         up.add_metric(["database"], 1.0 if database.schema_ready and not database.problem else 0.0)
-        up.add_metric(["telegram"], 1.0 if bot.ready else 0.0)
+        up.add_metric(["telegram"], 1.0 if bot.ready and not seen.telegram_failing else 0.0)
         yield up
         tasks = _gauge("telepayd_task_down", "1 while a background task is down and being restarted.", labels=["task"])
-        for name in ("outbox", "sweeper", "reconcile", *sorted(app[supervisor_key].down)):
+        for name in sorted({"outbox", "sweeper", "reconcile", *app[supervisor_key].down}):  # each task once
             tasks.add_metric([name], 1.0 if name in app[supervisor_key].down else 0.0)
         yield tasks
         pool_size = _gauge("telepayd_db_pool_connections", "Connections open in a pool.", labels=["pool"])
@@ -203,9 +212,12 @@ class DaemonCollector(Collector):
         yield pending
         yield _gauge("telepayd_outbox_oldest_due_seconds", "How long the oldest undelivered outbox message has waited since it was queued; retries do not reset it (database).",
                      found.outbox_oldest_due_seconds)
-        yield _gauge("telepayd_payment_oldest_moving_seconds",
-                     "Age of the oldest payment not yet finished or final, since its last status (database).",
-                     found.oldest_moving_payment_seconds)
+        moving = _gauge("telepayd_payment_oldest_moving_seconds",
+                        "Age of the oldest payment in each status not yet finished or final, since that status came (database).",
+                        labels=["status"])
+        for status in MOVING_STATUSES:  # each status always present (0: none), so a rule sees it appear
+            moving.add_metric([status], found.oldest_moving_payment_seconds.get(status, 0.0))
+        yield moving
         active = _gauge("telepayd_subscriptions_active", "Running subscriptions by channel key and tier number (0: granted) (database).",
                         labels=["channel", "tier"])
         for (channel, tier), n in sorted(found.active_subscriptions.items()):

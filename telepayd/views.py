@@ -101,7 +101,10 @@ async def status(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus' text format (telepayd/metrics.py); 404 when ``[server] metrics = false``."""
-    if not request.app[runtime_key].config.server.metrics:
+    # Both: the setting now, and what the daemon started with (it counts only then; a reload to true
+    # needs a restart, and says so).
+    runtime = request.app[runtime_key]
+    if not runtime.config.server.metrics or not runtime.metrics.instruments.enabled:
         raise ApiError(404, "metrics_off", "Metrics are switched off ([server] metrics = false).")
     body = await request.app[exporter_key].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

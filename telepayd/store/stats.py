@@ -15,7 +15,9 @@ from .payments import MOVING_STATUSES
 class Snapshot:
     outbox_pending: dict[str, int] = field(default_factory=dict)      # by kind (due now or waiting to retry)
     outbox_oldest_due_seconds: float = 0.0                             # the oldest waiting message, since queued
-    oldest_moving_payment_seconds: float = 0.0                         # the oldest non-final payment's age
+    # The oldest payment in each status not yet finished or final, since that status came (abandoned
+    # checkouts sit in waiting; money on its way sits in confirming, confirmed, sending).
+    oldest_moving_payment_seconds: dict[str, float] = field(default_factory=dict)
     active_subscriptions: dict[tuple[int, int], int] = field(default_factory=dict)  # (channel key, tier number)
     anomalies: dict[str, int] = field(default_factory=dict)            # by kind, since the database began
     invoices_last_day: int = 0                                         # orders given an invoice in 24 h
@@ -38,9 +40,9 @@ async def snapshot(conn: AsyncConnection) -> Snapshot:
         found.outbox_pending[kind] = int(count)
         found.outbox_oldest_due_seconds = max(found.outbox_oldest_due_seconds, float(oldest))
     cursor = await conn.execute(
-        "SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0) FROM payments WHERE status = ANY(%s)",
+        "SELECT status, extract(epoch FROM now() - min(updated_at)) FROM payments WHERE status = ANY(%s) GROUP BY status",
         [list(MOVING_STATUSES)])
-    found.oldest_moving_payment_seconds = float((await cursor.fetchone())[0])
+    found.oldest_moving_payment_seconds = {status: float(age) for status, age in await cursor.fetchall()}
     # The tier number (1, 2, 3 in the channel's list) of the last paid order behind each running
     # subscription; 0 for one an operator granted without an order.
     cursor = await conn.execute(

@@ -18,4 +18,4 @@ CREATE INDEX orders_open ON orders (created_at) WHERE status IN ('created', 'inv
 
 -- For the metrics: invoices created lately, and the time of the last IPN (both read at each scrape).
 CREATE INDEX orders_created ON orders (created_at);
-CREATE INDEX ipn_events_received ON ipn_events (received_at);
+CREATE INDEX ipn_events_received ON ipn_events (received_at) WHERE source = 'ipn';  -- not the lookups
