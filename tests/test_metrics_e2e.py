@@ -168,3 +168,21 @@ def test_the_oldest_due_age_counts_from_queueing_so_retries_do_not_hide_a_messag
     assert value(samples, "telepayd_outbox_oldest_due_seconds") >= 15, "each retry must not start the wait again"
     assert value(samples, "telepayd_telegram_errors_total", method="sendMessage", code="502") >= 3
     assert value(samples, "telepayd_outbox_sent_total", kind="notification") == 0
+
+
+def test_telegram_lost_after_start_shows_as_down_and_back(config_files, start_daemon, emulator):
+    daemon = start_daemon(config_files)
+    assert value(scrape(daemon), "telepayd_up", dependency="telegram") == 1
+    emulator.fail("*", 502, description="Bad Gateway", seconds=30)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    assert alice.send("/help") == 200  # the answer is a Bot API call, refused with 502
+    deadline = time.monotonic() + 15
+    while value(samples := scrape(daemon), "telepayd_up", dependency="telegram") != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert value(samples, "telepayd_up", dependency="telegram") == 0
+    emulator.reset()  # Telegram answers again
+    assert alice.send("/help") == 200
+    deadline = time.monotonic() + 15
+    while value(samples := scrape(daemon), "telepayd_up", dependency="telegram") != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert value(samples, "telepayd_up", dependency="telegram") == 1

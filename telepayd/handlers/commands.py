@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from psycopg_pool import PoolTimeout
 from telegram import ForceReply, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError
 from telegram.helpers import create_deep_linked_url
 from telegram.ext import (
     Application,
@@ -333,6 +333,8 @@ class Handlers:
         error = context.error
         if isinstance(error, (StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS)):
             logger.warning("database unavailable while handling an update: %s", error)
+        elif isinstance(error, NetworkError):  # Telegram down or slow: not a bug (counted in /metrics)
+            logger.warning("Telegram unreachable while handling an update: %s", error)
         elif error is not None:
             self.deps.runtime.metrics.log_error(logger, "a Telegram update", error)
         if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
