@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 from psycopg_pool import PoolTimeout
 
-from . import __version__
+from . import __version__, reconcile
 from .store import stats
 from .store.payments import MOVING_STATUSES
 from .store.pool import UNAVAILABLE_ERRORS
@@ -44,8 +44,7 @@ IPN_OUTCOMES = ("granted", "duplicate", "ignored", "applied", "refunded", "alrea
 
 # What a check with NowPayments came to (telepayd/reconcile.py's OUTCOMES, and price_mismatch); anything else
 # counts as "other", so a caller passing free text cannot grow the label set.
-RECONCILE_OUTCOMES = frozenset({"granted", "applied", "unchanged", "not_found", "other_order", "refused", "invalid",
-                                "unreachable", "price_mismatch"})
+RECONCILE_OUTCOMES = frozenset({*reconcile.OUTCOMES, "price_mismatch"})
 
 
 def ipn_outcome(rules: str) -> str:

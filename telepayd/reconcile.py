@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from .backoff import Backoff
 from .config import Config
 from .nowpayments import NowPaymentsClient, PaymentNotFound, PaymentProviderError
-from .payments import InvalidIpn, apply_ipn, parse_ipn
+from .payments import REFUSALS, InvalidIpn, apply_ipn, parse_ipn
 from .store import anomalies, locks, orders, payments
 from .store.pool import UNAVAILABLE_ERRORS
 
@@ -62,7 +62,7 @@ def _classify(rules: str) -> str:
         return GRANTED
     if rules == "duplicate" or rules == "already granted" or rules.startswith("ignored"):
         return UNCHANGED
-    if rules in ("price_mismatch", "payment_order_mismatch", "unknown_order", "unknown_channel"):
+    if rules in REFUSALS:
         return REFUSED
     return APPLIED
 

@@ -9,6 +9,7 @@ import time
 
 from ..config import ReconcileConfig
 from ..numbers import MAX_ID, ascii_int
+from ..payments import FINAL_STATUSES
 from ..reconcile import (
     APPLIED, GRANTED, INVALID, NOT_FOUND, OTHER_ORDER, REFUSED, UNCHANGED, UNREACHABLE, Check, check_payment,
 )
@@ -23,7 +24,7 @@ ALL_BUYERS_PER_MINUTE = 60
 ALL_BUYERS_BURST = 20
 PER_USER_BURST = 5
 # Statuses after which NowPayments has nothing new to say (a refund of a finished payment comes as an IPN).
-SETTLED = frozenset({"finished", "failed", "expired", "refunded"})
+SETTLED = FINAL_STATUSES | {"finished"}
 # NowPayments' payment ids are long numbers (10 digits today); anything much shorter is not one.
 MIN_DIGITS, MAX_DIGITS = 6, 19
 

@@ -10,6 +10,8 @@ from decimal import Decimal
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from .payments import LIVE_STATUSES
+
 
 @dataclass(frozen=True)
 class Order:
@@ -134,9 +136,8 @@ async def expire_unpaid(conn: AsyncConnection, *, older_than: timedelta, limit: 
     cursor = await conn.execute(
         "UPDATE orders SET status = 'expired', updated_at = now() WHERE order_id IN ("
         " SELECT order_id FROM orders o WHERE status IN ('created', 'invoiced') AND created_at < now() - %s"
-        " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id"
-        "  AND p.status IN ('waiting', 'confirming', 'confirmed', 'sending', 'partially_paid', 'finished'))"
+        " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id AND p.status = ANY(%s))"
         " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING order_id",
-        [older_than, limit],
+        [older_than, list(LIVE_STATUSES), limit],
     )
     return [row[0] for row in await cursor.fetchall()]

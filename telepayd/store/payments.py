@@ -121,6 +121,7 @@ async def for_order(conn: AsyncConnection, order_id: str) -> list[Payment]:
 
 
 MOVING_STATUSES = ("waiting", "confirming", "confirmed", "sending", "partially_paid")  # as in index payments_moving
+LIVE_STATUSES = (*MOVING_STATUSES, "finished")  # a payment that paid or still may
 
 
 async def due_for_check(conn: AsyncConnection, *, stale_after: timedelta, limit: int) -> list[MovingPayment]:
@@ -156,6 +157,6 @@ async def order_has_other_live_payment(conn: AsyncConnection, order_id: str, pay
     """Whether another payment of the order finished or is still moving."""
     cursor = await conn.execute(
         "SELECT 1 FROM payments WHERE order_id = %s AND payment_id <> %s AND status = ANY(%s) LIMIT 1",
-        [order_id, payment_id, [*MOVING_STATUSES, "finished"]],
+        [order_id, payment_id, list(LIVE_STATUSES)],
     )
     return await cursor.fetchone() is not None
