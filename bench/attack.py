@@ -24,6 +24,7 @@ import urllib.request
 import aiohttp
 import psycopg
 
+from bench.http import running_daemon
 from bench.targets import verdict
 from tests.emulators.nowpayments_api import ipn_body, sign_ipn
 from tools.local_config import TELEGRAM_SECRET_TOKEN, ConfigFiles
@@ -187,14 +188,7 @@ def main() -> None:
         files.write()
         subprocess.run([sys.executable, "-m", "telepayd", "migrate", "-c", str(files.path)], check=True, capture_output=True)
         orders = _seed(files.dsn, 2 * IPNS_PER_PHASE)
-        daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            from bench.http import wait_port
-
-            wait_port(files.port)
-            time.sleep(1)
-            base_url = f"http://127.0.0.1:{files.port}"
+        with running_daemon(files, settle=1, stop_seconds=30) as base_url:
             idle, idle_statuses = asyncio.run(_genuine_ipns(base_url, orders[:IPNS_PER_PHASE], 6_000_000))
             results: multiprocessing.Queue = multiprocessing.Queue()
             seconds = IPNS_PER_PHASE * IPN_INTERVAL + 15
@@ -205,9 +199,6 @@ def main() -> None:
             counts = results.get(timeout=seconds + 60)
             attacker.join(30)
             status = _status(base_url)
-        finally:
-            daemon.terminate()
-            daemon.wait(30)
     ratio = _p99(attacked) / _p99(idle)
     unavailable = attacked_statuses.get(503, 0)
     met = _p99(attacked) < 1.0 and unavailable == 0 and set(attacked_statuses) == {200}

@@ -5,6 +5,7 @@ Each figure that depends on the machine is printed next to a ratio measured in t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from telepayd.security.webhook_signature import sign
@@ -123,21 +125,29 @@ def chain_overhead(files: ConfigFiles, workdir: Path) -> float:
     return ratio
 
 
-def ingest(files: ConfigFiles, workdir: Path, noop_secured_rps: float | None = None) -> dict[str, float]:
-    """Signed notifications through the real daemon: verify, dedupe, store with group commit, 202."""
-    expected = int(SECONDS * 12000)
-    script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], expected)
+@contextlib.contextmanager
+def running_daemon(files: ConfigFiles, *, settle: float = 0.5, stop_seconds: float = 20) -> Iterator[str]:
+    """``telepayd run`` on ``files`` (output discarded), listening and given ``settle`` seconds; yields its
+    base URL and stops it on the way out."""
     daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(files.port)
-        time.sleep(0.5)
-        run = run_wrk(f"http://127.0.0.1:{files.port}", script)
-        with urllib.request.urlopen(f"http://127.0.0.1:{files.port}/status") as response:
-            status = json.load(response)
+        time.sleep(settle)
+        yield f"http://127.0.0.1:{files.port}"
     finally:
         daemon.terminate()
-        daemon.wait(20)
+        daemon.wait(stop_seconds)
+
+
+def ingest(files: ConfigFiles, workdir: Path, noop_secured_rps: float | None = None) -> dict[str, float]:
+    """Signed notifications through the real daemon: verify, dedupe, store with group commit, 202."""
+    expected = int(SECONDS * 12000)
+    script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], expected)
+    with running_daemon(files) as base:
+        run = run_wrk(base, script)
+        with urllib.request.urlopen(base + "/status") as response:
+            status = json.load(response)
     accepted = status["requests"].get("notification", {}).get("202", 0)
     batches = max(1, status["ingest"]["batches"])
     print("signed notification ingest (verify, dedupe, store durably, 202), wrk -t1 -c64:")

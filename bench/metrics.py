@@ -14,7 +14,7 @@ import urllib.request
 
 import psycopg
 
-from bench.http import SECONDS, bench_config, run_wrk, wait_port, write_wrk_script
+from bench.http import SECONDS, bench_config, run_wrk, running_daemon, write_wrk_script
 from bench.targets import verdict
 from telepayd.store import stats
 from tools.local_config import ConfigFiles
@@ -75,18 +75,10 @@ def per_request_ms(url: str, count: int) -> float:
 
 
 def scrape_costs(files: ConfigFiles) -> None:
-    daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(files.port)
-        time.sleep(1)
-        base = f"http://127.0.0.1:{files.port}"
+    with running_daemon(files, settle=1) as base:
         per_request_ms(base + "/metrics", 5)
         health = per_request_ms(base + "/health", SCRAPES)
         scrape = per_request_ms(base + "/metrics", SCRAPES)
-    finally:
-        daemon.terminate()
-        daemon.wait(20)
     refresh = asyncio.run(snapshot_ms(files.dsn))
     print(f"GET /metrics with {SUBSCRIPTIONS:,} subscriptions and {OUTBOX_ROWS:,} outbox rows:")
     print(f"  database figures  {refresh:8.2f} ms a refresh (median of 20; at most one every 5 s, whoever scrapes)")
@@ -110,23 +102,18 @@ def ingest_on_off(files: ConfigFiles, workdir) -> None:
         with psycopg.connect(files.dsn, autocommit=True) as conn:
             conn.execute("TRUNCATE webhook_messages, notifications")
         script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], SECONDS * 12000)
-        daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running = threading.Event()
-        scraper = threading.Thread(target=scrape_while, args=(f"http://127.0.0.1:{files.port}/metrics", running))
-        try:
-            wait_port(files.port)
-            time.sleep(0.5)
-            if enabled:
-                running.set()
-                scraper.start()
-            runs.append((enabled, run_wrk(f"http://127.0.0.1:{files.port}", script)["rps"]))
-        finally:
-            running.clear()
-            if scraper.is_alive():
-                scraper.join(15)
-            daemon.terminate()
-            daemon.wait(20)
+        with running_daemon(files) as base:
+            scraper = threading.Thread(target=scrape_while, args=(base + "/metrics", running))
+            try:
+                if enabled:
+                    running.set()
+                    scraper.start()
+                runs.append((enabled, run_wrk(base, script)["rps"]))
+            finally:
+                running.clear()
+                if scraper.is_alive():
+                    scraper.join(15)
     on = statistics.mean(rps for enabled, rps in runs if enabled)
     off = statistics.mean(rps for enabled, rps in runs if not enabled)
     ratio = on / off
