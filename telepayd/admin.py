@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from . import reconcile
+from . import reconcile, stars
 from .config import Config
 from .nowpayments import NowPaymentsClient
 from .errors import TelepaydError
@@ -20,6 +20,7 @@ from .numbers import ascii_int
 from .store import anomalies, channels, notifications, orders, payments, subscriptions
 from .store import outbox as outbox_store
 from .store import schema, sweeps
+from .store import stars as stars_store
 from .store.pool import connect
 
 MAX_TIERS = 3
@@ -36,20 +37,29 @@ class UsageError(TelepaydError):
     """A bad argument: the message is one line for the operator."""
 
 
-def parse_tier(text: str) -> tuple[Decimal, int]:
-    """``PRICE:DAYS`` such as ``9.99:30``."""
-    price_text, colon, days_text = text.partition(":")
+MAX_STARS = 10000  # Telegram's cap for one Stars price
+
+
+def parse_tier(text: str) -> channels.TierSpec:
+    """``PRICE:DAYS[:STARS]`` such as ``9.99:30`` or ``9.99:30:500`` (STARS: the price in Telegram Stars)."""
+    price_text, colon, rest = text.partition(":")
+    days_text, _, stars_text = rest.partition(":")
     try:
         # Decimal() reads any script's digits ("٩.٩٩"); a price is written with 0-9 only.
         price = Decimal(price_text) if _PRICE.fullmatch(price_text) else Decimal(-1)
     except InvalidOperation:
         price = Decimal(-1)
     if not colon or not price.is_finite() or price <= 0 or price > Decimal("99999.99") or price.as_tuple().exponent < -2:
-        raise UsageError(f"--tier {text!r}: expected PRICE:DAYS with a price in USD above 0 and at most two decimals, like 9.99:30")
+        raise UsageError(f"--tier {text!r}: expected PRICE:DAYS[:STARS] with a price in USD above 0 and at most two decimals, like 9.99:30 or 9.99:30:500")
     days = ascii_int(days_text)
     if days is None or not 1 <= days <= 3650:
         raise UsageError(f"--tier {text!r}: DAYS must be a whole number from 1 to 3650")
-    return price, days
+    stars = None
+    if ":" in rest:
+        stars = ascii_int(stars_text)
+        if stars is None or not 1 <= stars <= MAX_STARS:
+            raise UsageError(f"--tier {text!r}: STARS must be a whole number of Telegram Stars from 1 to {MAX_STARS}")
+    return channels.TierSpec(price, days, stars)
 
 
 def parse_chat_id(text: str, option: str) -> int:
@@ -76,11 +86,15 @@ def parse_user_id(text: str, option: str) -> int:
     return value
 
 
-def _tiers(values: list[str] | None) -> list[tuple[Decimal, int]]:
+def _tiers(values: list[str] | None) -> list[channels.TierSpec]:
     tiers = [parse_tier(t) for t in values or []]
     if len(tiers) > MAX_TIERS:
         raise UsageError(f"at most {MAX_TIERS} tiers per channel, got {len(tiers)}")
     return tiers
+
+
+def _tier_list(tiers: list[channels.TierSpec]) -> str:
+    return "[" + ", ".join(f"{t.price}:{t.days}" + (f":{t.stars}" if t.stars else "") for t in tiers) + "]"
 
 
 async def migrate_command(config: Config) -> list[str]:
@@ -110,7 +124,8 @@ async def _resolve_channel(conn: AsyncConnection, text: str) -> channels.Channel
 
 
 def _describe(channel: channels.Channel) -> str:
-    tiers = ", ".join(f"{texts.money(t.price)}/{t.days}d" for t in channel.tiers) or "no tiers"
+    tiers = ", ".join(f"{texts.money(t.price)}/{t.days}d" + (f" or {t.stars_price} stars" if t.stars_price else "")
+                      for t in channel.tiers) or "no tiers"
     state = " (removed)" if channel.removed else ""
     return (
         f"{channel.id}\topen {channel.open_channel_id}\tclosed {channel.closed_channel_id}\towner {channel.owner_chat_id}"
@@ -143,7 +158,7 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
                     )
                 except channels.ChannelConflict as exc:
                     raise UsageError(str(exc)) from None
-                await anomalies.record_operator_action(conn, "channel_add", f"{args.title} {tiers}", channel_id=key)
+                await anomalies.record_operator_action(conn, "channel_add", f"{args.title} {_tier_list(tiers)}", channel_id=key)
             # On sale now (committed); the links need the bot's username, asked of Telegram.
             return await _deep_link_lines(config, key)
         channel = await _resolve_channel(conn, args.id)
@@ -162,7 +177,7 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
                 await channels.update(conn, channel.id, fields)
                 if tiers:
                     await channels.replace_tiers(conn, channel.id, tiers)
-                await anomalies.record_operator_action(conn, "channel_update", f"{sorted(fields)} tiers={tiers}", channel_id=channel.id)
+                await anomalies.record_operator_action(conn, "channel_update", f"{sorted(fields)} tiers={_tier_list(tiers)}", channel_id=channel.id)
             return [f"updated channel {channel.id}"]
         # remove
         active = await channels.active_subscribers(conn, channel.id)
@@ -216,11 +231,13 @@ async def _deep_link_lines(config: Config, key: int) -> list[str]:
 async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
     if args.action == "reconcile":
         return await reconcile_command(config, args.order_id, args.payment_id)
+    if args.action == "refund":
+        return await refund_command(config, args.order_id)
     async with await _connect(config) as conn:
         if args.user is not None:
             found = await orders.for_user(conn, args.user)
             return [
-                f"{o.order_id}\t{o.created_at:%Y-%m-%d %H:%M}\t{o.kind}\tchannel {o.channel_id}\t{texts.money(o.price)}\t{o.status}"
+                f"{o.order_id}\t{o.created_at:%Y-%m-%d %H:%M}\t{o.kind}\tchannel {o.channel_id}\t{texts.money(o.price, o.currency)}\t{o.status}"
                 for o in found
             ] or [f"no orders for user {args.user}"]
         order = await orders.get(conn, args.order_id)
@@ -228,8 +245,9 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
             raise UsageError(f"no order {args.order_id!r}")
         lines = [
             f"order {order.order_id}: {order.kind}, user {order.user_id}" + (f" (@{order.username})" if order.username else ""),
-            f"  channel {order.channel_id}, {texts.money(order.price)} {order.currency}"
-            + (f", {order.days} days" if order.days else "") + f", status {order.status}",
+            f"  channel {order.channel_id}, {texts.money(order.price, order.currency)} {order.currency}"
+            + (f", {order.days} days" if order.days else "") + f", status {order.status}, paid with {order.rail}"
+            + (f", renews order {order.renews_order_id}" if order.renews_order_id else ""),
             f"  created {order.created_at:%Y-%m-%d %H:%M:%S %Z}, invoice {order.invoice_id or '-'} {order.invoice_url or ''}".rstrip(),
         ]
         for payment in await payments.for_order(conn, order.order_id):
@@ -238,6 +256,12 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
         for event in await payments.events_for_order(conn, order.order_id):
             via = "IPN      " if event.source == "ipn" else "reconcile"
             lines.append(f"  {via} {event.received_at:%Y-%m-%d %H:%M:%S} payment {event.payment_id} {event.payment_status}: {event.outcome}")
+        for charge in await stars_store.for_order(conn, order.order_id):
+            granted = f", granted {charge.granted_at:%Y-%m-%d %H:%M}" if charge.granted_at else ""
+            refunded = f", refunded {charge.refunded_at:%Y-%m-%d %H:%M}" if charge.refunded_at else ""
+            via = "update" if charge.source == "update" else "sweep "
+            lines.append(f"  Stars {via} {charge.received_at:%Y-%m-%d %H:%M:%S} charge {charge.charge_id} {charge.amount} "
+                         f"{charge.currency}{' recurring' if charge.is_recurring else ''}: {charge.outcome}{granted}{refunded}")
         for link in await subscriptions.join_links_for_order(conn, order.order_id):
             approved = f", approved {link.approved_at:%Y-%m-%d %H:%M}" if link.approved_at else ""
             lines.append(f"  join link {link.invite_link} for user {link.user_id}, expires {link.expires_at:%Y-%m-%d %H:%M}{approved}")
@@ -288,6 +312,48 @@ async def reconcile_command(config: Config, order_id: str, payment_id: int) -> l
         lines.append("  the join link and the messages are queued: the running daemon sends them")
     if check.outcome == reconcile.REFUSED:
         raise UsageError("; ".join(lines) + " (refused: see 'telepayd orders show')")
+    return lines
+
+
+async def refund_command(config: Config, order_id: str) -> list[str]:
+    """Refund a Stars order with Telegram (``refundStarPayment``), then apply the refund rule (``orders refund``)."""
+    from telegram.error import BadRequest, TelegramError
+
+    from .bot import build_application
+
+    async with await _connect(config) as conn:
+        order = await orders.get(conn, order_id)
+        if order is None:
+            raise UsageError(f"no order {order_id!r}")
+        if order.rail != "stars":
+            raise UsageError(f"order {order_id} was paid with crypto: refund it in NowPayments' dashboard; its refunded "
+                             "IPN then takes back the access (nothing changed)")
+        charges = [c for c in await stars_store.for_order(conn, order_id) if c.refunded_at is None]
+        if not charges:
+            raise UsageError(f"order {order_id} has no Stars charge left to refund (see 'telepayd orders show {order_id}')")
+        charge = charges[-1]
+        before = await _order_state(conn, order_id)
+        try:
+            async with asyncio.timeout(USERNAME_TIMEOUT_SECONDS):
+                async with build_application(config.telegram).bot as bot:
+                    await bot.refund_star_payment(charge.user_id, charge.charge_id)
+        except BadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" not in str(exc).upper():
+                raise UsageError(f"Telegram refused the refund of charge {charge.charge_id}: {exc} (nothing changed)") from None
+        except (TelegramError, TimeoutError) as exc:
+            raise UsageError(f"Telegram could not be reached to refund charge {charge.charge_id} ({exc or 'timeout'}); "
+                             "nothing changed, try again") from None
+        async with conn.transaction():
+            outcome = await stars.apply_refund(conn, charge.charge_id, source="operator")
+            await anomalies.record_operator_action(conn, "stars_refund", f"order {order_id} charge {charge.charge_id}: {outcome}",
+                                                   user_id=order.user_id, channel_id=order.channel_id)
+        after = await _order_state(conn, order_id)
+    lines = [f"refunded {int(charge.amount)} Stars of order {order_id} to user {charge.user_id} (charge {charge.charge_id})",
+             f"  applied by the money rules: {outcome}"]
+    for name, old, new in zip(("order", "payments", "subscription until"), before, after):
+        if name != "payments":
+            lines.append(f"  {name}: {old}" + (f" -> {new}" if new != old else " (unchanged)"))
+    lines.append("  the buyer and the owner are told by the running daemon")
     return lines
 
 

@@ -20,6 +20,7 @@ from .nowpayments import NowPaymentsClient
 from .metrics import Exporter
 from .outbox import OutboxWorker
 from .reconcile import ReconcileSweep
+from .stars_sweep import StarsSweep
 from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
@@ -117,7 +118,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The outbox worker, the sweeper and the reconcile sweep, supervised (stopped first, before the bot and the database)."""
+    """The outbox worker, the sweeper, the reconcile sweep and the Stars transactions sweep, supervised (stopped first, before the bot and the database)."""
     runtime = app[runtime_key]
     database = app[database_key]
     outbox = app[outbox_key]
@@ -128,9 +129,14 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                                ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
                                on_outcome=runtime.metrics.instruments.count_reconciled,
                                on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
+    bot = app[bot_key]
+    stars_sweep = StarsSweep(database.pool, lambda: bot.application.bot if bot.ready else None, lambda: runtime.config,
+                             ready=lambda: database.schema_ready, wake_outbox=outbox.wake,
+                             on_outcome=runtime.metrics.instruments.stars_payment,
+                             on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc))
     supervisor = app[supervisor_key]
     workers = [supervisor.start("outbox", outbox.run), supervisor.start("sweeper", sweeper.run),
-               supervisor.start("reconcile", reconcile.run)]
+               supervisor.start("reconcile", reconcile.run), supervisor.start("stars", stars_sweep.run)]
     try:
         yield
     finally:

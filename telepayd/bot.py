@@ -24,7 +24,8 @@ from .handlers.commands import BotDeps, Handlers
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query", "chat_join_request", "chat_member", "my_chat_member"]
+# successful_payment and refunded_payment come as messages; pre_checkout_query must be asked for.
+ALLOWED_UPDATES = ["message", "callback_query", "chat_join_request", "chat_member", "my_chat_member", "pre_checkout_query"]
 MAX_BACKOFF_SECONDS = 60.0
 # Updates handled at once (each takes a bot pool connection for a moment, and Telegram calls), and updates
 # waiting to be: beyond that the webhook answers 503 and Telegram delivers the update again later.

@@ -30,7 +30,8 @@ def _add_user(parser: argparse.ArgumentParser, text: str) -> None:
 
 CHANNEL_REF = "the channel: its key (the number in its deep links, see 'channels list') or its open channel id"
 OWNER_HELP = "the owner's Telegram user id, a positive number like 555000111: payment messages go there"
-TIER_HELP = "a plan: price in USD and days, like 9.99:30 (at most two decimals); repeat for up to 3 plans"
+TIER_HELP = ("a plan: price in USD and days, like 9.99:30 (at most two decimals), optionally its price in Telegram "
+             "Stars, like 9.99:30:500 (1-10000; a plan without one is not sold in Stars); repeat for up to 3 plans")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--owner", required=True, metavar="CHAT_ID", help=OWNER_HELP)
     add.add_argument("--title", required=True, metavar="T", help="the name buyers see, 1-128 characters")
     add.add_argument("--description", default="", metavar="D", help="a line shown under the title (optional)")
-    add.add_argument("--tier", action="append", metavar="PRICE:DAYS", help=TIER_HELP)
+    add.add_argument("--tier", action="append", metavar="PRICE:DAYS[:STARS]", help=TIER_HELP)
     listing = channel_actions.add_parser("list", help="list channels (key, ids, title, plans)",
                                          description="List the channels on sale: key, open, closed and owner ids, title, plans.")
     listing.add_argument("--all", action="store_true", help="include channels taken off sale")
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--title", metavar="T", help="a new name, 1-128 characters")
     update.add_argument("--description", metavar="D", help="a new description ('' for none)")
     update.add_argument("--owner", metavar="CHAT_ID", help=OWNER_HELP)
-    update.add_argument("--tier", action="append", metavar="PRICE:DAYS", help=TIER_HELP + "; replaces every plan")
+    update.add_argument("--tier", action="append", metavar="PRICE:DAYS[:STARS]", help=TIER_HELP + "; replaces every plan")
     remove = channel_actions.add_parser("remove", help="take a channel off sale",
                                         description="Take a channel off sale (its subscriptions run to their end).")
     remove.add_argument("id", metavar="ID", help=CHANNEL_REF)
@@ -97,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (add, listing, update, remove):
         _add_config_option(sub)
 
-    orders = commands.add_parser("orders", help="look up orders; apply a payment whose IPN was lost",
-                                 description="Look up orders; apply a payment whose IPN was lost.")
+    orders = commands.add_parser("orders", help="look up orders; apply a payment whose IPN was lost; refund Stars",
+                                 description="Look up orders; apply a payment whose IPN was lost; refund a Stars order.")
     order_actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = order_actions.add_parser("show", help="an order with its IPN history and grant, or a user's orders",
                                     description="An order with its payments, IPN history and join links; "
@@ -120,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--payment-id", type=whole_number(), required=True, metavar="N",
                            help="the NowPayments payment id (on the buyer's payment page, or in NowPayments' dashboard)")
     _add_config_option(reconcile)
+    refund = order_actions.add_parser(
+        "refund", help="refund a Telegram Stars order and take back what it bought",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Refund the Stars charge of ORDER_ID (Telegram's refundStarPayment: the Stars go back to the\n"
+        "buyer) and apply the refund rule: the days it bought that are still ahead are taken back, the\n"
+        "member is removed when nothing is left, the buyer and the owner are told. A crypto order is\n"
+        "refunded in NowPayments' dashboard (its refunded IPN then takes the access back): exit 1.",
+        epilog="example:\n  telepayd orders refund tp_4f0c2a9e1b7d3c5a8e6f",
+    )
+    refund.add_argument("order_id", metavar="ORDER_ID", help="a Stars order id, like tp_4f0c2a9e1b7d3c5a8e6f")
+    _add_config_option(refund)
 
     subs = commands.add_parser("subscriptions", help="manual fixes, each recorded",
                                description="Manual fixes, each recorded in operator_actions.")

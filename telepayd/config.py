@@ -128,6 +128,28 @@ class ReconcileConfig:
     buyer_checks_per_hour: int = 6
 
 
+DEFAULT_SUPPORT_TEXT = (
+    "For help with a payment, write to the owner of the channel you paid for, or to this bot's operator. "
+    "Please include your order or the date and amount of the payment."
+)
+DEFAULT_TERMS_TEXT = (
+    "You buy access to a private Telegram channel for the time shown with the plan. Access is personal: your join "
+    "link works for you only. Monthly Telegram Stars subscriptions renew until you cancel them (/status); "
+    "access then runs to the end of the time paid. Refunds are at the channel owner's discretion."
+)
+
+
+@dataclass(frozen=True)
+class StarsConfig:
+    """Telegram Stars (currency XTR) beside NowPayments (docs/DESIGN.md)."""
+
+    enabled: bool | None = None  # None: on when any plan has a Stars price
+    usd_per_star: Decimal = Decimal("0.013")  # a donation's Stars: its USD amount / this, rounded up
+    support_text: str = DEFAULT_SUPPORT_TEXT  # /paysupport
+    terms_text: str = DEFAULT_TERMS_TEXT  # /terms
+    sweep_interval_seconds: int = 600  # the getStarTransactions sweep for payments whose update was lost
+
+
 @dataclass(frozen=True)
 class DonationsConfig:
     min_amount: Decimal = Decimal("4.99")
@@ -179,6 +201,7 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     payments: PaymentsConfig = PaymentsConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    stars: StarsConfig = StarsConfig()
     # The config file's folder when a path in it was relative (they are read from there), else None.
     relative_paths_from: Path | None = None
 
@@ -416,7 +439,7 @@ def load(path: Path) -> Config:
 
     sections = {
         "server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging",
-        "outbox", "retention", "payments", "reconcile",
+        "outbox", "retention", "payments", "reconcile", "stars",
     }
     for name in sorted(set(data) - sections):
         problems.add(f"[{name}]", f"unknown section (known sections: {', '.join(sorted(sections))})")
@@ -435,6 +458,7 @@ def load(path: Path) -> Config:
         retention=_load_retention(problems, data),
         payments=_load_payments(problems, data),
         reconcile=_load_reconcile(problems, data),
+        stars=_load_stars(problems, data),
         relative_paths_from=problems.folder if problems.relative_used else None,
     )
     if config.retention.webhook_ids_days * 86400 < 2 * config.webhooks.tolerance_seconds:
@@ -686,4 +710,33 @@ def _load_reconcile(problems: _Problems, data: dict[str, Any]) -> ReconcileConfi
         interval_seconds=s.integer("interval_seconds", d.interval_seconds, minimum=1, maximum=86400),
         batch_size=s.integer("batch_size", d.batch_size, minimum=1, maximum=1000),
         buyer_checks_per_hour=s.integer("buyer_checks_per_hour", d.buyer_checks_per_hour, minimum=1, maximum=100),
+    )
+
+
+def _load_stars(problems: _Problems, data: dict[str, Any]) -> StarsConfig:
+    s = _section(problems, data, "stars", {"enabled", "usd_per_star", "support_text", "terms_text", "sweep_interval_seconds"})
+    d = StarsConfig()
+    enabled = s.boolean("enabled", False) if "enabled" in s.table else None
+    value = s.table.get("usd_per_star", str(d.usd_per_star))
+    try:
+        rate = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        rate = None
+    if rate is None or not rate.is_finite() or not Decimal("0.0001") <= rate <= Decimal("100"):
+        s.bad("usd_per_star", 'the USD value of one Star as a string, from "0.0001" to "100", like "0.013"', value)
+        rate = d.usd_per_star
+
+    def text(key: str, default: str) -> str:
+        value = s.string(key, default)
+        if not value.strip() or len(value) > 4000 or "\x00" in value:
+            s.bad(key, "1 to 4000 characters of text", value[:40])
+            return default
+        return value.strip()
+
+    return StarsConfig(
+        enabled=enabled,
+        usd_per_star=rate,
+        support_text=text("support_text", d.support_text),
+        terms_text=text("terms_text", d.terms_text),
+        sweep_interval_seconds=s.integer("sweep_interval_seconds", d.sweep_interval_seconds, minimum=10, maximum=86400),
     )

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 from psycopg_pool import PoolTimeout
 
-from . import __version__, reconcile
+from . import __version__, reconcile, stars
 from .store import stats
 from .store.payments import MOVING_STATUSES
 from .store.pool import UNAVAILABLE_ERRORS
@@ -45,6 +45,10 @@ IPN_OUTCOMES = ("granted", "duplicate", "ignored", "applied", "refunded", "alrea
 # What a check with NowPayments came to (telepayd/reconcile.py's OUTCOMES, and price_mismatch); anything else
 # counts as "other", so a caller passing free text cannot grow the label set.
 RECONCILE_OUTCOMES = frozenset({*reconcile.OUTCOMES, "price_mismatch"})
+
+
+# What a Telegram Stars charge or refund came to (telepayd/stars.py).
+STARS_OUTCOMES = frozenset({"granted", "renewed", "duplicate", "refunded", "unknown_charge", *stars.REFUSALS})
 
 
 def ipn_outcome(rules: str) -> str:
@@ -74,6 +78,7 @@ class Instruments:
         self.outbox_pauses = 0  # 429 retry_after from Telegram
         self.telegram_errors: Counter[tuple[str, str]] = Counter()  # (method, code)
         self.reconciled: Counter[str] = Counter()  # by outcome
+        self.stars_payments: Counter[str] = Counter()  # by outcome
         self.last_ipn_at = 0.0  # this daemon's last IPN (Unix time)
         # Whether the last Bot API call failed for everyone's sake (the network, 5xx, the token refused):
         # Telegram lost after start, which the bot's own ready flag (set once, at getMe) does not see.
@@ -116,6 +121,12 @@ class Instruments:
         self.telegram_failing = code in ("network", "401", "404") or code.startswith("5")
         if self.enabled:
             self.telegram_errors[(method[:40], code)] += 1
+
+    def stars_payment(self, outcome: str) -> None:
+        """A Stars charge applied (the update or the transactions sweep) or refunded."""
+        if self.enabled:
+            outcome = "refunded" if outcome.startswith("refunded") else outcome
+            self.stars_payments[outcome if outcome in STARS_OUTCOMES else "other"] += 1
 
     def count_reconciled(self, outcome: str) -> None:
         if self.enabled:
@@ -170,6 +181,8 @@ class DaemonCollector(Collector):
                        ["method", "code"], dict(seen.telegram_errors))
         yield _counter("telepayd_payments_reconciled", "Payments checked with NowPayments' API, by outcome.", ["outcome"],
                        dict(seen.reconciled))
+        yield _counter("telepayd_stars_payments", "Telegram Stars charges and refunds applied, by outcome.", ["outcome"],
+                       dict(seen.stars_payments))
         reloads = CounterMetricFamily("telepayd_reloads", "Configuration reloads (SIGHUP), by result.", labels=["result"])
         reloads.add_metric(["ok"], counts.reloads)
         reloads.add_metric(["failed"], counts.failed_reloads)
@@ -184,7 +197,7 @@ class DaemonCollector(Collector):
         up.add_metric(["telegram"], 1.0 if bot.ready and not seen.telegram_failing else 0.0)
         yield up
         tasks = _gauge("telepayd_task_down", "1 while a background task is down and being restarted.", labels=["task"])
-        for name in sorted({"outbox", "sweeper", "reconcile", *app[supervisor_key].down}):  # each task once
+        for name in sorted({"outbox", "sweeper", "reconcile", "stars", *app[supervisor_key].down}):  # each task once
             tasks.add_metric([name], 1.0 if name in app[supervisor_key].down else 0.0)
         yield tasks
         pool_size = _gauge("telepayd_db_pool_connections", "Connections open in a pool.", labels=["pool"])

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 
@@ -160,7 +160,7 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     if status == "finished":
         if not await payments.mark_granted(conn, ipn.payment_id):
             return "already granted"
-        ends_at = await _grant(conn, order, channel, config)
+        ends_at = await grant(conn, order, channel, config)
         if ends_at is not None and order.days:
             await payments.set_granted_window(conn, ipn.payment_id, ends_at - timedelta(days=order.days), ends_at)
         return "granted"
@@ -178,12 +178,20 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     elif status == "refunded":
         await orders.set_status(conn, order.order_id, "refunded")
         if payment is not None and payment.granted_at is not None:
-            return await _take_back(conn, order, channel, payment)
-        await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_refund(channel.title, order.price, order.user_id))
+            return await take_back(conn, order, channel, payment)
+        await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_refund(channel.title, order.price, order.user_id, currency=order.currency))
     return f"status {status}"
 
 
-async def _take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, payment: payments.Payment) -> str:
+class Grant(Protocol):
+    """What a payment granted (a NowPayments payment or a Stars charge)."""
+
+    granted_at: datetime | None
+    granted_from: datetime | None
+    granted_until: datetime | None
+
+
+async def take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, payment: Grant) -> str:
     """A refund of a payment that granted: the subscription loses what is left of the access that payment
     bought — never what other payments bought, never time already used, nothing after a revoke (which spent
     every earlier grant) — and never ends before now (at now the sweeper removes the member as at
@@ -202,31 +210,42 @@ async def _take_back(conn: AsyncConnection, order: orders.Order, channel: channe
         ends_at = await subscriptions.shorten(conn, user_id=order.user_id, channel_id=channel.id, by=left) if left else (state[0] if state else None)
     days_back = round(left.total_seconds() / 86400) if left else 0
     still_active = ends_at is not None and ends_at > datetime.now(timezone.utc)
-    to_buyer = (texts.refunded_buyer(channel.title, order.price, ends_at if still_active else None, taken_back=bool(left))
-                if order.kind == "subscription" else texts.refunded_donation(channel.title, order.price))
+    to_buyer = (texts.refunded_buyer(channel.title, order.price, ends_at if still_active else None, taken_back=bool(left),
+                                     currency=order.currency)
+                if order.kind == "subscription" else texts.refunded_donation(channel.title, order.price, order.currency))
     await outbox_store.enqueue_message(conn, order.user_id, to_buyer)
-    await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_refund(channel.title, order.price, order.user_id, days_back))
+    await outbox_store.enqueue_message(conn, channel.owner_chat_id,
+                                       texts.owner_refund(channel.title, order.price, order.user_id, days_back, currency=order.currency))
     logger.info("order %s refunded after it granted: %s taken back from user %s in channel %s, now until %s",
                 order.order_id, left, order.user_id, channel.id, ends_at)
     return "refunded: access taken back" if left else "refunded"
 
 
-async def _grant(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, config: Config) -> datetime | None:
-    """Mark the order paid and give what it bought; return the subscription's new end (None: a donation)."""
+async def grant(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, config: Config, *,
+                renewal: bool = False) -> datetime | None:
+    """Mark the order paid and give what it bought; return the subscription's new end (None: a donation).
+
+    The buyer gets a personal join link, except on a ``renewal`` (a Stars subscription charged again) while
+    they are still a member: then a message saying until when it runs."""
     await orders.set_status(conn, order.order_id, "paid")
     ends_at = None
     if order.kind == "subscription" and order.days:
+        still_member = renewal and await subscriptions.is_member(conn, order.user_id, channel.id)
         ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days)
-        await subscriptions.touch_link(conn, order.user_id, channel.id)
-        await outbox_store.enqueue_join_link(
-            conn, order.user_id, closed_chat_id=channel.closed_channel_id, title=channel.title,
-            hours=config.subscriptions.invite_link_hours, order_id=order.order_id, ends_at=ends_at,
-        )
-        logger.info("order %s paid: user %s subscribed to channel %s until %s", order.order_id, order.user_id, channel.id, ends_at)
+        if still_member:
+            await outbox_store.enqueue_message(conn, order.user_id, texts.stars_renewed(channel.title, int(order.price), ends_at))
+        else:
+            await subscriptions.touch_link(conn, order.user_id, channel.id)
+            await outbox_store.enqueue_join_link(
+                conn, order.user_id, closed_chat_id=channel.closed_channel_id, title=channel.title,
+                hours=config.subscriptions.invite_link_hours, order_id=order.order_id, ends_at=ends_at,
+            )
+        logger.info("order %s paid (%s%s): user %s subscribed to channel %s until %s", order.order_id, order.rail,
+                    ", a renewal" if renewal else "", order.user_id, channel.id, ends_at)
     else:
-        logger.info("order %s paid: donation of %s to channel %s", order.order_id, order.price, channel.id)
-    if config.nowpayments.notify_owner_on_ipn:
+        logger.info("order %s paid (%s): donation of %s %s to channel %s", order.order_id, order.rail, order.price,
+                    order.currency, channel.id)
+    if config.nowpayments.notify_owner_on_ipn or order.rail != "nowpayments":
         await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_payment(
-            channel.title, order.kind, order.price, order.days, order.user_id, order.username))
+            channel.title, order.kind, order.price, order.days, order.user_id, order.username, order.currency, renewal))
     return ends_at
-

@@ -107,7 +107,11 @@ class Sweeper:
                     if not due:
                         continue
                     # One reminder per sweep, for the nearest day; the farther ones are then past.
-                    await outbox_store.enqueue_message(conn, sub.user_id, texts.reminder(sub.title, sub.ends_at), renew_channel_key=sub.channel_id)
+                    if sub.renews:  # no nagging: it renews by itself
+                        await outbox_store.enqueue_message(conn, sub.user_id, texts.reminder_renews(sub.title, sub.ends_at))
+                    else:
+                        await outbox_store.enqueue_message(conn, sub.user_id, texts.reminder(sub.title, sub.ends_at),
+                                                           renew_channel_key=sub.channel_id)
                     await sweeps.mark_reminded(conn, sub.user_id, sub.channel_id, sorted(set(sub.reminded_days) | set(due)))
                     queued += 1
         return queued

@@ -9,8 +9,15 @@ from decimal import Decimal
 from html import escape
 
 
-def money(amount: Decimal) -> str:
+def money(amount: Decimal, currency: str = "usd") -> str:
+    """$9.99, or 500 ⭐ for an amount in Telegram Stars (currency XTR)."""
+    if currency.lower() == "xtr":
+        return f"{int(amount):,} ⭐"
     return f"${amount:,.2f}"
+
+
+def stars(amount: int) -> str:
+    return money(Decimal(amount), "xtr")
 
 
 def day_count(days: int) -> str:
@@ -120,14 +127,17 @@ def payment_expired(title: str) -> str:
     return f"⌛ Your invoice for <b>{escape(title)}</b> expired unpaid. /start to get a new one."
 
 
-def owner_payment(title: str, kind: str, price: Decimal, days: int | None, user_id: int, username: str | None) -> str:
+def owner_payment(title: str, kind: str, price: Decimal, days: int | None, user_id: int, username: str | None,
+                  currency: str = "usd", renewal: bool = False) -> str:
     who = f"@{escape(username)}" if username else f"user {user_id}"
     what = f"{day_count(days)} subscription" if kind == "subscription" and days else "donation"
-    return f"💰 New payment in <b>{escape(title)}</b>: {money(price)} ({what}) from {who}."
+    if renewal:
+        what = f"{what} renewed"
+    return f"💰 New payment in <b>{escape(title)}</b>: {money(price, currency)} ({what}) from {who}."
 
 
-def owner_refund(title: str, price: Decimal, user_id: int, days_taken_back: int | None = None) -> str:
-    text = f"↩️ A payment of {money(price)} in <b>{escape(title)}</b> by user {user_id} was refunded."
+def owner_refund(title: str, price: Decimal, user_id: int, days_taken_back: int | None = None, currency: str = "usd") -> str:
+    text = f"↩️ A payment of {money(price, currency)} in <b>{escape(title)}</b> by user {user_id} was refunded."
     if days_taken_back:
         return text + f" {day_count(days_taken_back).capitalize()} of access were taken back."
     return text
@@ -183,16 +193,16 @@ DONATE = "💝 Donate"
 RENEW = "🔁 Renew"
 
 
-def refunded_buyer(title: str, price: Decimal, ends_at: datetime | None, taken_back: bool) -> str:
-    text = f"↩️ Your payment of {money(price)} for <b>{escape(title)}</b> was refunded"
+def refunded_buyer(title: str, price: Decimal, ends_at: datetime | None, taken_back: bool, currency: str = "usd") -> str:
+    text = f"↩️ Your payment of {money(price, currency)} for <b>{escape(title)}</b> was refunded"
     text += ", so the time it bought that was still ahead is taken back." if taken_back else "."
     if ends_at is None:
         return text + " Your access has ended." if taken_back else text
     return text + f" Your access {'now ' if taken_back else ''}ends on {date(ends_at)}."
 
 
-def refunded_donation(title: str, price: Decimal) -> str:
-    return f"↩️ Your donation of {money(price)} to <b>{escape(title)}</b> was refunded."
+def refunded_donation(title: str, price: Decimal, currency: str = "usd") -> str:
+    return f"↩️ Your donation of {money(price, currency)} to <b>{escape(title)}</b> was refunded."
 
 
 def reminder(title: str, ends_at: datetime) -> str:
@@ -308,3 +318,94 @@ def check_failed(payment_id: int, status: str) -> str:
 
 def check_refunded(payment_id: int) -> str:
     return f"Payment <code>{payment_id}</code> was refunded."
+
+
+# Telegram Stars (handlers/stars.py, stars.py).
+PAY_CHOOSE = "How would you like to pay?"
+
+
+def pay_crypto_button(price: Decimal) -> str:
+    return f"Pay {money(price)} (crypto)"
+
+
+def pay_stars_button(amount: int) -> str:
+    return f"Pay {stars(amount)}"
+
+
+def tier_button_with_stars(price: Decimal, amount: int, days: int) -> str:
+    return f"{money(price)} or {stars(amount)} · {day_count(days)}"
+
+
+def stars_invoice_ready(title: str, amount: int, days: int, renews: bool) -> str:
+    renewal = " It renews every 30 days until you cancel it in /status." if renews else ""
+    return (
+        f"⭐ <b>{escape(title)}</b>: {day_count(days)} of access for {stars(amount)}.{renewal}\n"
+        "Pay with the button below. Your personal join link arrives here right after the payment."
+    )
+
+
+def stars_donation_invoice(title: str, usd: Decimal, amount: int) -> str:
+    return (f"⭐ Donation of {stars(amount)} (about {money(usd)}) to <b>{escape(title)}</b>.\n"
+            "Pay with the button below. Thank you!")
+
+
+def donation_choose(title: str, usd: Decimal) -> str:
+    return f"💝 Donation of {money(usd)} to <b>{escape(title)}</b>. How would you like to pay?"
+
+
+def stars_invoice_title(title: str, days: int | None) -> str:
+    """The invoice's title (plain text, at most 32 characters for Telegram)."""
+    what = f", {day_count(days)}" if days else ""
+    return (title[: 32 - len(what) - 1] + "…" if len(title) + len(what) > 32 else title) + what
+
+
+def stars_invoice_description(title: str, days: int | None, renews: bool) -> str:
+    if days is None:
+        return f"A donation to {title}"[:255]
+    text = f"{day_count(days)} of access to {title}" + (", renewed every 30 days until cancelled" if renews else "")
+    return text[:255]
+
+
+STARS_INVOICE_FAILED = "😕 Telegram did not create the invoice. Nothing was charged. Please try again in a minute."
+STARS_OFF = "Payments in Telegram Stars are not available right now. Please pay with crypto."
+STARS_DONATION_OUT_OF_RANGE = "This amount cannot be paid in Stars. Please pay with crypto."
+# Pre-checkout refusals: Telegram shows them to the buyer in the payment sheet.
+PRECHECKOUT_UNKNOWN = "This invoice is not valid any more. Please pick a plan again with /start."
+PRECHECKOUT_NOT_YOURS = "This invoice was made for another Telegram account. Please pick a plan with /start."
+PRECHECKOUT_CLOSED = "This invoice was already paid or has expired. /status shows your access; /start to buy again."
+PRECHECKOUT_PRICE = "The amount does not match this invoice. Please pick a plan again with /start."
+PRECHECKOUT_BUSY = "We could not check this invoice right now. Please try again in a minute; nothing was charged."
+PRECHECKOUT_OFF = "Payments in Telegram Stars are switched off. Please pay with crypto via /start."
+
+
+def stars_renewed(title: str, amount: int, ends_at: datetime) -> str:
+    return (f"🔁 Your subscription to <b>{escape(title)}</b> renewed for {stars(amount)}. "
+            f"Your access now runs until {date(ends_at)}.")
+
+
+def reminder_renews(title: str, ends_at: datetime) -> str:
+    return (f"🔁 Your access to <b>{escape(title)}</b> renews automatically on {date(ends_at)} with Telegram Stars. "
+            "Nothing to do; /status to cancel the renewal.")
+
+
+def renewal_button(title: str, canceled: bool) -> str:
+    return f"▶️ Resume auto-renewal: {title}" if canceled else f"⏹ Cancel auto-renewal: {title}"
+
+
+def renewal_status(canceled: bool) -> str:
+    return " (auto-renewal off)" if canceled else " (renews automatically)"
+
+
+def renewal_changed(title: str, canceled: bool, ends_at: datetime) -> str:
+    if canceled:
+        return (f"⏹ Auto-renewal of <b>{escape(title)}</b> is cancelled. Your access runs until {date(ends_at)}; "
+                "/status to resume it before then.")
+    return f"▶️ Auto-renewal of <b>{escape(title)}</b> is on again: it renews on {date(ends_at)}."
+
+
+RENEWAL_NONE = "There is no Stars subscription to change for this channel. /status shows your subscriptions."
+RENEWAL_FAILED = "Telegram did not accept the change right now. Nothing changed; please try again in a minute."
+STARS_PAYMENT_REFUSED = (
+    "We received your Stars payment but could not match it to your order. The operator has been told and will "
+    "sort it out (or refund it); /paysupport explains how to reach them."
+)

@@ -24,6 +24,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    PreCheckoutQueryHandler,
     filters,
 )
 
@@ -35,11 +36,13 @@ from ..runtime import Runtime
 from ..store import anomalies, channels, keypads, orders, subscriptions
 from ..store import outbox as outbox_store
 from ..store.pool import UNAVAILABLE_ERRORS
+from .. import stars as stars_rules
 from .. import texts
 from ..reconcile import INVOICE_LIFETIME
 from . import keyboards, keypad
 from .payment_check import PaymentChecks, payment_id_in
 from .callbacks import decode
+from .stars import StarsHandlers
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ def one_at_a_time(handler: Callable[[Handlers, Update, ContextTypes.DEFAULT_TYPE
     return gated
 
 
-class Handlers:
+class Handlers(StarsHandlers):
     """Small verbs, one per thing a user can do; every one answers something short and helpful.
 
     Database rule: a handler takes one connection of the bot's pool at a time, and gives it back before it
@@ -128,6 +131,12 @@ class Handlers:
         application.add_handler(CommandHandler("help", self.help))
         application.add_handler(CommandHandler("status", self.status))
         application.add_handler(CommandHandler("whoami", self.whoami))
+        application.add_handler(CommandHandler("paysupport", self.paysupport))
+        application.add_handler(CommandHandler("terms", self.terms))
+        # Money first, and never turned away by the per-user gate (Telegram has charged already).
+        application.add_handler(PreCheckoutQueryHandler(self.pre_checkout))
+        application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, self.successful_payment))
+        application.add_handler(MessageHandler(filters.StatusUpdate.REFUNDED_PAYMENT, self.refunded_payment))
         application.add_handler(CallbackQueryHandler(self.press_button))
         application.add_handler(ChatJoinRequestHandler(self.join_request))
         application.add_handler(ChatMemberHandler(self.bot_rights_changed, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -185,7 +194,8 @@ class Handlers:
             await message.reply_text(texts.STATUS_NONE)
             return
         now = datetime.now(timezone.utc)
-        lines = [texts.status_line(s.title, s.ends_at, s.ends_at > now) for s in subs]
+        lines = [texts.status_line(s.title, s.ends_at, s.ends_at > now)
+                 + (texts.renewal_status(s.renewal_canceled) if s.renewal_charge_id and s.ends_at > now else "") for s in subs]
         if unpaid:
             lines += [texts.open_order_line(titles.get(o.channel_id, "?"), o.price, o.created_at) for o in unpaid]
         active = [s for s in subs if s.ends_at > now]
@@ -225,6 +235,14 @@ class Handlers:
             await self._show_channel(update, button.args[0], edit=True)
         elif button.action == "tier":
             await self._buy(update, *button.args)
+        elif button.action == "np":
+            await self._buy(update, *button.args, rail_chosen=True)
+        elif button.action == "xtr":
+            await self._buy_stars(update, *button.args)
+        elif button.action in ("dnp", "dxtr"):
+            await self._donate(update, *button.args, rail="stars" if button.action == "dxtr" else "nowpayments")
+        elif button.action in ("rnoff", "rnon"):
+            await self._change_renewal(update, button.args[0], cancel=button.action == "rnoff")
         elif button.action == "link":
             await self._new_link(update, button.args[0])
         elif button.action == "paid":
@@ -375,10 +393,12 @@ class Handlers:
         if channel is None or channel.removed or not channel.tiers:
             await self._show(update, texts.CHANNEL_GONE, None, edit=edit)
             return
-        await self._show(update, texts.channel_details(channel.title, channel.description), keyboards.channel_tiers(channel), edit=edit)
+        await self._show(update, texts.channel_details(channel.title, channel.description),
+                         keyboards.channel_tiers(channel, self.stars_offered), edit=edit)
 
-    async def _buy(self, update: Update, channel_key: int, tier_id: int) -> None:
-        """Create (or reuse) the order, then the invoice, and show the Pay button."""
+    async def _buy(self, update: Update, channel_key: int, tier_id: int, *, rail_chosen: bool = False) -> None:
+        """Create (or reuse) the order, then the NowPayments invoice, and show the Pay button; for a plan also
+        sold in Stars, first ask how to pay (unless the buyer chose crypto already)."""
         user = update.effective_user
         if user is None:
             return
@@ -388,7 +408,7 @@ class Handlers:
             channel = await channels.get(conn, channel_key)
             if channel is not None and not channel.removed:
                 tier = next((t for t in channel.tiers if t.id == tier_id), None)
-            if tier is not None:
+            if tier is not None and (rail_chosen or not self.stars_offered(tier)):  # else: crypto or Stars first
                 async with conn.transaction():
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
                     if order is None and not (refused := await self._too_many_invoices(conn, user.id)):
@@ -403,12 +423,14 @@ class Handlers:
         elif tier is None:
             await self._reply(update, texts.STALE_BUTTON)
             await self._show_loaded_channel(update, channel, edit=False)
+        elif self.stars_offered(tier) and not rail_chosen:
+            await self._choose_rail(update, channel, tier)
         elif order is None:
-            await self._show(update, texts.TOO_MANY_INVOICES, keyboards.channel_tiers(channel), edit=True)
+            await self._show(update, texts.TOO_MANY_INVOICES, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
         else:
             url = order.invoice_url or await self._invoice_url(update, order, f"{channel.title}, {texts.day_count(tier.days)}")
             if url is None:
-                await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel), edit=True)
+                await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
                 return
             await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
 
@@ -469,6 +491,10 @@ class Handlers:
                         amount = keypad.value(session.amount)
                         if amount is None or not keypad.acceptable(amount, limits.min_amount, limits.max_amount):
                             toast = texts.keypad_refused(amount or 0, limits.min_amount, limits.max_amount)
+                        elif (in_stars := await self._donation_in_stars(conn, amount)) is not None:
+                            await keypads.finish(conn, user.id)  # crypto or Stars: the buttons carry the amount
+                            edit = (texts.donation_choose(channel.title, amount),
+                                    keyboards.choose_donation_rail(channel.id, int(amount * 100), amount, in_stars))
                         elif order := await orders.find_reusable_donation(conn, user_id=user.id, channel_id=channel.id, price=amount):
                             await keypads.finish(conn, user.id)  # the same donation again: its invoice is reused
                         elif await self._too_many_invoices(conn, user.id):
@@ -494,6 +520,12 @@ class Handlers:
         await query.answer(toast)
         if order is not None and channel is not None:
             await self._invoice_donation(update, order, channel)
+
+    async def _donation_in_stars(self, conn, amount) -> int | None:
+        """The Stars price of a donation of ``amount`` USD when donations may be paid in Stars, else None."""
+        if not await self._stars_donations_on(conn):
+            return None
+        return stars_rules.stars_for_usd(amount, self.deps.runtime.config.stars.usd_per_star)
 
     async def _invoice_donation(self, update: Update, order: orders.Order, channel: channels.Channel) -> None:
         url = order.invoice_url or await self._invoice_url(update, order, f"Donation to {channel.title}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from ..store.channels import Channel
+from ..store.channels import Channel, Tier
 from ..store.subscriptions import Subscription
 from .. import texts
 from .callbacks import encode
@@ -27,8 +29,15 @@ def channel_list(channels: list[Channel], page: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def channel_tiers(channel: Channel) -> InlineKeyboardMarkup:
-    rows = [[InlineKeyboardButton(texts.tier_button(t.price, t.days), callback_data=encode("tier", channel.id, t.id))] for t in channel.tiers]
+def _tier_label(tier: Tier, in_stars: bool) -> str:
+    if in_stars and tier.stars_price is not None:
+        return texts.tier_button_with_stars(tier.price, tier.stars_price, tier.days)
+    return texts.tier_button(tier.price, tier.days)
+
+
+def channel_tiers(channel: Channel, in_stars: Callable[[Tier], bool] = lambda tier: False) -> InlineKeyboardMarkup:
+    """A button per plan (with its Stars price when ``in_stars`` says it is sold in Stars)."""
+    rows = [[InlineKeyboardButton(_tier_label(t, in_stars(t)), callback_data=encode("tier", channel.id, t.id))] for t in channel.tiers]
     rows.append([InlineKeyboardButton(texts.BACK_TO_LIST, callback_data=encode("list", 0))])
     return InlineKeyboardMarkup(rows)
 
@@ -39,14 +48,42 @@ def pay(url: str, price) -> InlineKeyboardMarkup:
                                  [InlineKeyboardButton(texts.PAID_BUTTON, callback_data=encode("paid"))]])
 
 
+def choose_rail(channel_key: int, tier: Tier) -> InlineKeyboardMarkup:
+    """Crypto (NowPayments) or Telegram Stars, for a plan sold in both."""
+    assert tier.stars_price is not None
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(texts.pay_crypto_button(tier.price), callback_data=encode("np", channel_key, tier.id))],
+        [InlineKeyboardButton(texts.pay_stars_button(tier.stars_price), callback_data=encode("xtr", channel_key, tier.id))],
+        [InlineKeyboardButton(texts.BACK_TO_LIST, callback_data=encode("ch", channel_key))],
+    ])
+
+
+def choose_donation_rail(channel_key: int, cents: int, usd, stars: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(texts.pay_crypto_button(usd), callback_data=encode("dnp", channel_key, cents))],
+        [InlineKeyboardButton(texts.pay_stars_button(stars), callback_data=encode("dxtr", channel_key, cents))],
+    ])
+
+
+def pay_stars(url: str, amount: int) -> InlineKeyboardMarkup:
+    """The Stars invoice link (Telegram's own payment sheet)."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.pay_stars_button(amount), url=url)]])
+
+
 def renew(channel_key: int) -> InlineKeyboardMarkup:
     """Back to the channel's plans, for a user whose access has ended."""
     return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, callback_data=encode("ch", channel_key))]])
 
 
 def status_links(active: list[Subscription], *, open_orders: bool = False) -> InlineKeyboardMarkup | None:
-    """A fresh-link button per active subscription; "I paid" when an invoice is still open."""
-    rows = [[InlineKeyboardButton(texts.new_link_button(s.title), callback_data=encode("link", s.channel_id))] for s in active]
+    """A fresh-link button per active subscription, with cancel/resume for one that a Stars subscription
+    renews; "I paid" when an invoice is still open."""
+    rows = []
+    for s in active:
+        rows.append([InlineKeyboardButton(texts.new_link_button(s.title), callback_data=encode("link", s.channel_id))])
+        if s.renewal_charge_id is not None:
+            action = "rnon" if s.renewal_canceled else "rnoff"
+            rows.append([InlineKeyboardButton(texts.renewal_button(s.title, s.renewal_canceled), callback_data=encode(action, s.channel_id))])
     if open_orders:
         rows.append([InlineKeyboardButton(texts.PAID_BUTTON, callback_data=encode("paid"))])
     return InlineKeyboardMarkup(rows) if rows else None

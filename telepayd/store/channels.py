@@ -15,6 +15,7 @@ class Tier:
     position: int
     price: Decimal
     days: int
+    stars_price: int | None = None  # whole Stars; None: not offered in Stars
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,19 @@ class Channel:
     def lowest_price(self) -> Decimal | None:
         return min((t.price for t in self.tiers), default=None)
 
+    @property
+    def sells_in_stars(self) -> bool:
+        return any(t.stars_price is not None for t in self.tiers)
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """A plan as the operator writes it: ``PRICE:DAYS[:STARS]``."""
+
+    price: Decimal
+    days: int
+    stars: int | None = None
+
 
 class ChannelConflict(Exception):
     """The open or closed channel is already registered."""
@@ -48,13 +62,13 @@ async def _with_tiers(conn: AsyncConnection, rows: list[dict]) -> list[Channel]:
         return []
     cursor = conn.cursor(row_factory=class_row(_TierRow))
     await cursor.execute(
-        "SELECT channel_id, id, position, price, days FROM tiers"
+        "SELECT channel_id, id, position, price, days, stars_price FROM tiers"
         " WHERE channel_id = ANY(%(ids)s) AND retired_at IS NULL ORDER BY channel_id, position",
         {"ids": [r["id"] for r in rows]},
     )
     tiers: dict[int, list[Tier]] = {}
     for t in await cursor.fetchall():
-        tiers.setdefault(t.channel_id, []).append(Tier(t.id, t.position, t.price, t.days))
+        tiers.setdefault(t.channel_id, []).append(Tier(t.id, t.position, t.price, t.days, t.stars_price))
     return [Channel(**row, tiers=tuple(tiers.get(row["id"], ()))) for row in rows]
 
 
@@ -65,6 +79,7 @@ class _TierRow:
     position: int
     price: Decimal
     days: int
+    stars_price: int | None
 
 
 async def _fetch(conn: AsyncConnection, where: str, params: dict) -> list[Channel]:
@@ -105,7 +120,7 @@ async def add(
     owner_chat_id: int,
     title: str,
     description: str,
-    tiers: list[tuple[Decimal, int]],
+    tiers: list[TierSpec],
 ) -> int:
     """Register a channel with its tiers; raise ``ChannelConflict`` when either id is taken."""
     cursor = await conn.execute(
@@ -126,14 +141,21 @@ async def add(
     return int(row[0])
 
 
-async def replace_tiers(conn: AsyncConnection, channel_key: int, tiers: list[tuple[Decimal, int]]) -> None:
+async def replace_tiers(conn: AsyncConnection, channel_key: int, tiers: list[TierSpec]) -> None:
     """Retire the current tiers and add new ones (orders keep pointing at the tier they were sold from)."""
     await conn.execute("UPDATE tiers SET retired_at = now() WHERE channel_id = %s AND retired_at IS NULL", [channel_key])
-    for position, (price, days) in enumerate(tiers, start=1):
+    for position, tier in enumerate(tiers, start=1):
         await conn.execute(
-            "INSERT INTO tiers (channel_id, position, price, days) VALUES (%s, %s, %s, %s)",
-            [channel_key, position, price, days],
+            "INSERT INTO tiers (channel_id, position, price, days, stars_price) VALUES (%s, %s, %s, %s, %s)",
+            [channel_key, position, tier.price, tier.days, tier.stars],
         )
+
+
+async def any_stars_price(conn: AsyncConnection) -> bool:
+    """Whether any plan on sale has a Stars price (Stars are then on unless ``[stars] enabled`` says no)."""
+    cursor = await conn.execute("SELECT EXISTS (SELECT 1 FROM tiers WHERE stars_price IS NOT NULL AND retired_at IS NULL)")
+    row = await cursor.fetchone()
+    return bool(row and row[0])
 
 
 async def update(conn: AsyncConnection, channel_key: int, fields: dict[str, object]) -> None:

@@ -23,3 +23,4 @@ async def ping(conn: AsyncConnection) -> None:
     await conn.execute("SELECT 1")
 SWEEPER_LOCK = 0x74656C65_73776570  # "telesweep"
 RECONCILE_LOCK = 0x74656C65_7265636F  # "telereco"
+STARS_LOCK = 0x74656C65_73746172  # "telestar"

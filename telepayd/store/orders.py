@@ -28,6 +28,13 @@ class Order:
     invoice_id: str | None
     invoice_url: str | None
     created_at: datetime
+    rail: str = "nowpayments"  # or 'stars' (price in whole Stars, currency 'xtr')
+    renews_order_id: str | None = None  # a Stars renewal: the order whose subscription it renews
+
+    @property
+    def is_open(self) -> bool:
+        """Not paid, failed, expired or refunded yet: an invoice for it may still be paid."""
+        return self.status in ("created", "invoiced")
 
 
 def new_order_id() -> str:
@@ -35,7 +42,9 @@ def new_order_id() -> str:
     return "tp_" + secrets.token_hex(10)
 
 
-_COLUMNS = "order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, status, invoice_id, invoice_url, created_at"
+_COLUMNS = ("order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, status, invoice_id, invoice_url,"
+            " created_at, rail, renews_order_id")
+STARS_CURRENCY = "xtr"  # how a Stars order's currency is stored (Telegram says "XTR")
 
 
 async def create(
@@ -49,12 +58,17 @@ async def create(
     tier_id: int | None,
     days: int | None,
     price: Decimal,
+    rail: str = "nowpayments",
+    status: str = "created",
+    renews_order_id: str | None = None,
 ) -> Order:
+    """A new order; ``rail`` 'stars' keeps its price in whole Stars (currency 'xtr')."""
+    currency = STARS_CURRENCY if rail == "stars" else "usd"
     cursor = conn.cursor(row_factory=class_row(Order))
     await cursor.execute(
-        f"INSERT INTO orders (order_id, kind, user_id, username, channel_id, tier_id, days, price)"
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-        [order_id, kind, user_id, username, channel_id, tier_id, days, price],
+        f"INSERT INTO orders (order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, rail, status,"
+        f" renews_order_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        [order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, rail, status, renews_order_id],
     )
     order = await cursor.fetchone()
     assert order is not None
@@ -68,24 +82,26 @@ async def get(conn: AsyncConnection, order_id: str, *, for_update: bool = False)
     return await cursor.fetchone()
 
 
-async def find_reusable(conn: AsyncConnection, *, user_id: int, tier_id: int) -> Order | None:
-    """An unpaid order of the last hour for the same tier, so a retry reuses it instead of a second invoice."""
+async def find_reusable(conn: AsyncConnection, *, user_id: int, tier_id: int, rail: str = "nowpayments") -> Order | None:
+    """An unpaid order of the last hour for the same tier and rail, so a retry reuses it instead of a second invoice."""
     cursor = conn.cursor(row_factory=class_row(Order))
     await cursor.execute(
-        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND tier_id = %s AND status IN ('created', 'invoiced')"
+        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND tier_id = %s AND rail = %s AND status IN ('created', 'invoiced')"
         " AND created_at > now() - interval '1 hour' ORDER BY created_at DESC LIMIT 1",
-        [user_id, tier_id],
+        [user_id, tier_id, rail],
     )
     return await cursor.fetchone()
 
 
-async def find_reusable_donation(conn: AsyncConnection, *, user_id: int, channel_id: int, price: Decimal) -> Order | None:
-    """An unpaid donation order of the last hour to the same channel for the same amount (its invoice reused)."""
+async def find_reusable_donation(conn: AsyncConnection, *, user_id: int, channel_id: int, price: Decimal,
+                                 rail: str = "nowpayments") -> Order | None:
+    """An unpaid donation order of the last hour to the same channel for the same amount and rail (its invoice reused)."""
     cursor = conn.cursor(row_factory=class_row(Order))
     await cursor.execute(
         f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND kind = 'donation' AND channel_id = %s AND price = %s"
-        " AND status IN ('created', 'invoiced') AND created_at > now() - interval '1 hour' ORDER BY created_at DESC LIMIT 1",
-        [user_id, channel_id, price],
+        " AND rail = %s AND status IN ('created', 'invoiced') AND created_at > now() - interval '1 hour'"
+        " ORDER BY created_at DESC LIMIT 1",
+        [user_id, channel_id, price, rail],
     )
     return await cursor.fetchone()
 
@@ -93,7 +109,7 @@ async def find_reusable_donation(conn: AsyncConnection, *, user_id: int, channel
 async def created_last_hour(conn: AsyncConnection, user_id: int) -> int:
     """How many orders (each with its own invoice) the user started in the last hour."""
     cursor = await conn.execute(
-        "SELECT count(*) FROM orders WHERE user_id = %s AND created_at > now() - interval '1 hour'", [user_id]
+        "SELECT count(*) FROM orders WHERE user_id = %s AND created_at > now() - interval '1 hour' AND renews_order_id IS NULL", [user_id]
     )
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
@@ -104,6 +120,14 @@ async def set_invoice(conn: AsyncConnection, order_id: str, invoice_id: str, inv
         "UPDATE orders SET invoice_id = %s, invoice_url = %s, status = 'invoiced', updated_at = now()"
         " WHERE order_id = %s AND status = 'created'",
         [invoice_id, invoice_url, order_id],
+    )
+
+
+async def set_invoice_link(conn: AsyncConnection, order_id: str, invoice_url: str) -> None:
+    """A Stars order's invoice link (Telegram's createInvoiceLink: no invoice id)."""
+    await conn.execute(
+        "UPDATE orders SET invoice_url = %s, status = 'invoiced', updated_at = now() WHERE order_id = %s AND status = 'created'",
+        [invoice_url, order_id],
     )
 
 
@@ -120,10 +144,10 @@ async def for_user(conn: AsyncConnection, user_id: int, *, limit: int = 20) -> l
 
 
 async def open_for_user(conn: AsyncConnection, user_id: int, *, within: timedelta, limit: int = 3) -> list[Order]:
-    """The user's unpaid orders with an invoice, newest first (a buyer who paid one can ask to check it)."""
+    """The user's unpaid NowPayments orders with an invoice, newest first (a buyer who paid one can ask to check it)."""
     cursor = conn.cursor(row_factory=class_row(Order))
     await cursor.execute(
-        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND status = 'invoiced' AND created_at > now() - %s"
+        f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND status = 'invoiced' AND rail = 'nowpayments' AND created_at > now() - %s"
         " ORDER BY created_at DESC LIMIT %s",
         [user_id, within, limit],
     )

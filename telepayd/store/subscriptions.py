@@ -17,6 +17,12 @@ class Subscription:
     last_link_at: datetime | None
     title: str
     closed_channel_id: int
+    renewal_charge_id: str | None = None  # a Stars subscription renews this access
+    renewal_canceled: bool = False
+
+    @property
+    def renews(self) -> bool:
+        return self.renewal_charge_id is not None and not self.renewal_canceled
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,8 @@ async def shorten_to_now(conn: AsyncConnection, *, user_id: int, channel_id: int
 
 
 _SELECT = (
-    "SELECT s.user_id, s.channel_id, s.ends_at, s.last_link_at, c.title, c.closed_channel_id"
-    " FROM subscriptions s JOIN channels c ON c.id = s.channel_id"
+    "SELECT s.user_id, s.channel_id, s.ends_at, s.last_link_at, c.title, c.closed_channel_id, s.renewal_charge_id,"
+    " s.renewal_canceled FROM subscriptions s JOIN channels c ON c.id = s.channel_id"
 )
 
 
@@ -166,3 +172,17 @@ async def is_active(conn: AsyncConnection, user_id: int, channel_id: int) -> boo
         "SELECT 1 FROM subscriptions WHERE user_id = %s AND channel_id = %s AND ends_at > now()", [user_id, channel_id]
     )
     return await cursor.fetchone() is not None
+
+
+async def is_member(conn: AsyncConnection, user_id: int, channel_id: int) -> bool:
+    """Whether the user is in the closed channel as far as we know: their access runs, they were not removed,
+    and their latest join link there was approved. A renewal then needs no new join link."""
+    cursor = await conn.execute(
+        "SELECT (SELECT j.approved_at IS NOT NULL FROM join_links j WHERE j.user_id = s.user_id AND j.chat_id = c.closed_channel_id"
+        "        ORDER BY j.created_at DESC LIMIT 1)"
+        " FROM subscriptions s JOIN channels c ON c.id = s.channel_id"
+        " WHERE s.user_id = %s AND s.channel_id = %s AND s.ends_at > now() AND s.removed_at IS NULL",
+        [user_id, channel_id],
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])

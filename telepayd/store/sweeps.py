@@ -17,12 +17,17 @@ class Ending:
     reminded_days: list[int]
     title: str
     closed_channel_id: int
+    renews: bool  # a Stars subscription renews it (not cancelled)
 
 
 _ENDING = (
-    "SELECT s.user_id, s.channel_id, s.ends_at, s.reminded_days, c.title, c.closed_channel_id"
+    "SELECT s.user_id, s.channel_id, s.ends_at, s.reminded_days, c.title, c.closed_channel_id,"
+    " (s.renewal_charge_id IS NOT NULL AND NOT s.renewal_canceled) AS renews"
     " FROM subscriptions s JOIN channels c ON c.id = s.channel_id WHERE s.removed_at IS NULL"
 )
+# Telegram charges a Stars renewal when the period ends; the update may come a little later. A member whose
+# renewal is on is removed only this long after the end, if no renewal came.
+RENEWAL_GRACE = "interval '1 day'"
 
 
 async def to_remind(conn: AsyncConnection, within_days: int) -> list[Ending]:
@@ -42,7 +47,11 @@ async def mark_reminded(conn: AsyncConnection, user_id: int, channel_id: int, da
 
 async def ended(conn: AsyncConnection, limit: int = 500) -> list[Ending]:
     cursor = conn.cursor(row_factory=class_row(Ending))
-    await cursor.execute(_ENDING + " AND s.ends_at <= now() ORDER BY s.ends_at LIMIT %s FOR UPDATE OF s SKIP LOCKED", [limit])
+    await cursor.execute(
+        _ENDING + " AND s.ends_at <= now() AND NOT (s.renewal_charge_id IS NOT NULL AND NOT s.renewal_canceled"
+        f" AND s.ends_at > now() - {RENEWAL_GRACE}) ORDER BY s.ends_at LIMIT %s FOR UPDATE OF s SKIP LOCKED",
+        [limit],
+    )
     return await cursor.fetchall()
 
 

@@ -1,0 +1,166 @@
+"""The money rules for Telegram Stars (currency XTR), beside NowPayments' (payments.py), on the same ledger.
+
+A Stars order is created before its invoice, like a crypto one, and its payload is the order id. Telegram
+asks before charging (pre-checkout: the order must be this user's, open, and the amount its price), then
+reports the charge (``successful_payment``, or the transactions sweep when that update was lost). Each
+charge is recorded once by ``telegram_payment_charge_id``, checked against the order (currency, amount,
+user) and grants by the same rule as a finished crypto payment. A later charge of a Stars subscription
+(``is_recurring`` and not the first) is a renewal: a new paid order linked to the first, 30 more days.
+A refund takes back what is left of what that charge bought, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from psycopg import AsyncConnection
+
+from .config import Config
+from . import payments, texts
+from .store import anomalies, channels, orders
+from .store import outbox as outbox_store
+from .store import stars as stars_store
+
+logger = logging.getLogger(__name__)
+
+CURRENCY = "XTR"
+SUBSCRIPTION_DAYS = 30  # Telegram's one subscription period...
+SUBSCRIPTION_PERIOD_SECONDS = 30 * 86400  # ...as createInvoiceLink's subscription_period
+MAX_STARS = 10000  # Telegram's cap for one price
+MAX_CHARGE_ID = 256
+# Outcomes that refuse a charge (an anomaly is recorded): nothing was granted.
+REFUSALS = frozenset({"unknown_order", "price_mismatch", "user_mismatch", "unknown_channel"})
+
+
+@dataclass(frozen=True)
+class StarsPayment:
+    """A successful Stars payment as Telegram reports it (an update, or a transaction found by the sweep)."""
+
+    charge_id: str
+    payload: str
+    user_id: int
+    currency: str
+    amount: int
+    is_recurring: bool = False
+    subscription_until: datetime | None = None
+    username: str | None = None
+
+
+def stars_for_usd(amount: Decimal, usd_per_star: Decimal) -> int | None:
+    """The whole Stars a donation of ``amount`` USD costs (rounded up); None outside Telegram's 1-10000."""
+    count = math.ceil(amount / usd_per_star)
+    return count if 1 <= count <= MAX_STARS else None
+
+
+def subscription_invoice(order: orders.Order) -> bool:
+    """A 30-day plan is sold as a Telegram Stars subscription (it renews); anything else is one-off."""
+    return order.kind == "subscription" and order.days == SUBSCRIPTION_DAYS
+
+
+def precheckout_refusal(order: orders.Order | None, *, user_id: int, currency: str, total_amount: int) -> str | None:
+    """Why Telegram must not charge this pre-checkout (a short text for the buyer), or None to let it."""
+    if order is None or order.rail != "stars":
+        return texts.PRECHECKOUT_UNKNOWN
+    if order.user_id != user_id:
+        return texts.PRECHECKOUT_NOT_YOURS
+    if not order.is_open:
+        return texts.PRECHECKOUT_CLOSED
+    if currency != CURRENCY or Decimal(total_amount) != order.price:
+        return texts.PRECHECKOUT_PRICE
+    return None
+
+
+async def apply_charge(conn: AsyncConnection, payment: StarsPayment, body: str, config: Config, *, source: str) -> str:
+    """Apply one Stars charge inside the caller's transaction; return its outcome (``duplicate`` when this
+    charge was recorded before, from the update or the sweep)."""
+    recorded = await stars_store.record(
+        conn, charge_id=payment.charge_id, payload=payment.payload, user_id=payment.user_id, currency=payment.currency,
+        amount=payment.amount, is_recurring=payment.is_recurring, subscription_until=payment.subscription_until,
+        source=source, body=body,
+    )
+    if not recorded:
+        return "duplicate"
+    outcome, order_id = await _apply(conn, payment, config)
+    await stars_store.set_outcome(conn, payment.charge_id, outcome, order_id=order_id)
+    return outcome
+
+
+async def _anomaly(conn: AsyncConnection, kind: str, detail: str, order_id: str | None) -> None:
+    logger.warning("anomaly %s: %s", kind, detail)
+    await anomalies.record(conn, kind, detail, order_id=order_id)
+
+
+async def _apply(conn: AsyncConnection, p: StarsPayment, config: Config) -> tuple[str, str | None]:
+    order = await orders.get(conn, p.payload, for_update=True)
+    if order is None or order.rail != "stars":
+        await _anomaly(conn, "unknown_order", f"Stars charge {p.charge_id} of user {p.user_id} names no Stars order "
+                       f"({p.payload[:64]!r}, {p.amount} {p.currency})", order.order_id if order else None)
+        return "unknown_order", None
+    if p.currency != CURRENCY or Decimal(p.amount) != order.price:
+        await _anomaly(conn, "price_mismatch", f"order {order.order_id}: Stars charge {p.charge_id} is {p.amount} "
+                       f"{p.currency}, the order is {int(order.price)} {CURRENCY}", order.order_id)
+        return "price_mismatch", order.order_id
+    if p.user_id != order.user_id:
+        await _anomaly(conn, "user_mismatch", f"order {order.order_id} of user {order.user_id} was paid in Stars by user "
+                       f"{p.user_id} (charge {p.charge_id}); nothing granted, refund it with 'telepayd orders refund'",
+                       order.order_id)
+        return "user_mismatch", order.order_id
+    channel = await channels.get(conn, order.channel_id)
+    if channel is None:  # orders reference channels, which are only ever soft-removed: a damaged database
+        await _anomaly(conn, "unknown_channel", f"order {order.order_id} names channel {order.channel_id}, which does not exist", order.order_id)
+        return "unknown_channel", order.order_id
+
+    renewal = order.status in ("paid", "refunded")
+    if renewal:
+        # The order was paid before: this charge pays a new order of the same plan, linked to the first.
+        first = order.renews_order_id or order.order_id
+        order = await orders.create(
+            conn, order_id=orders.new_order_id(), kind=order.kind, user_id=order.user_id, username=p.username or order.username,
+            channel_id=order.channel_id, tier_id=order.tier_id, days=order.days, price=order.price, rail="stars",
+            renews_order_id=first,
+        )
+        if not p.is_recurring:  # pre-checkout refuses a paid order: a race, or a payment of an old link
+            await _anomaly(conn, "stars_repeat_payment", f"order {first} was paid again in Stars (charge {p.charge_id}, not a "
+                           f"subscription renewal); granted as order {order.order_id}", first)
+    ends_at = await payments.grant(conn, order, channel, config, renewal=renewal and p.is_recurring)
+    if ends_at is not None and order.days:
+        await stars_store.set_granted(conn, p.charge_id, ends_at - timedelta(days=order.days), ends_at)
+    else:
+        await stars_store.set_granted(conn, p.charge_id, None, None)
+    if p.is_recurring and order.kind == "subscription":
+        current = await stars_store.renewal_for(conn, order.user_id, channel.id)
+        chain = current.charge_id if renewal and current is not None else p.charge_id
+        await stars_store.set_renewal(conn, user_id=order.user_id, channel_id=channel.id, charge_id=chain,
+                                      until=p.subscription_until)
+    return ("renewed" if renewal and p.is_recurring else "granted"), order.order_id
+
+
+async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str) -> str:
+    """A Stars charge was refunded (by ``telepayd orders refund`` or a ``refunded_payment`` update): take back
+    what is left of what it bought, once, and tell the buyer and the owner."""
+    charge = await stars_store.get(conn, charge_id, for_update=True)
+    if charge is None:
+        await _anomaly(conn, "unknown_refund", f"a refund ({source}) of Stars charge {charge_id[:64]!r}, which was never recorded", None)
+        return "unknown_charge"
+    if not await stars_store.mark_refunded(conn, charge_id):
+        return "duplicate"
+    order = await orders.get(conn, charge.order_id, for_update=True) if charge.order_id else None
+    channel = await channels.get(conn, order.channel_id) if order is not None else None
+    if order is None or channel is None:
+        logger.info("Stars charge %s refunded (%s); it had granted nothing", charge_id, source)
+        return "refunded"
+    await orders.set_status(conn, order.order_id, "refunded")
+    if charge.is_recurring:  # Telegram ends a subscription whose charge is refunded
+        await stars_store.end_renewal(conn, user_id=order.user_id, channel_id=channel.id)
+    if charge.granted_at is not None:
+        outcome = await payments.take_back(conn, order, channel, charge)
+    else:
+        await outbox_store.enqueue_message(conn, channel.owner_chat_id,
+                                           texts.owner_refund(channel.title, order.price, order.user_id, currency=order.currency))
+        outcome = "refunded"
+    logger.info("Stars charge %s of order %s refunded (%s): %s", charge_id, order.order_id, source, outcome)
+    return outcome
