@@ -738,5 +738,5 @@ def _load_stars(problems: _Problems, data: dict[str, Any]) -> StarsConfig:
         usd_per_star=rate,
         support_text=text("support_text", d.support_text),
         terms_text=text("terms_text", d.terms_text),
-        sweep_interval_seconds=s.integer("sweep_interval_seconds", d.sweep_interval_seconds, minimum=10, maximum=86400),
+        sweep_interval_seconds=s.integer("sweep_interval_seconds", d.sweep_interval_seconds, minimum=1, maximum=86400),
     )
