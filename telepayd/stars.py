@@ -22,7 +22,6 @@ from psycopg import AsyncConnection
 from .config import Config
 from . import payments, texts
 from .store import anomalies, channels, orders
-from .store import outbox as outbox_store
 from .store import stars as stars_store
 
 logger = logging.getLogger(__name__)
@@ -148,19 +147,14 @@ async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str) ->
         return "unknown_charge"
     if not await stars_store.mark_refunded(conn, charge_id):
         return "duplicate"
-    order = await orders.get(conn, charge.order_id, for_update=True) if charge.order_id else None
+    order = await orders.get(conn, charge.order_id, for_update=True) if charge.order_id and charge.granted_at else None
     channel = await channels.get(conn, order.channel_id) if order is not None else None
-    if order is None or channel is None:
+    if order is None or channel is None:  # refused (another user's, a wrong amount): its order is not touched
         logger.info("Stars charge %s refunded (%s); it had granted nothing", charge_id, source)
         return "refunded"
     await orders.set_status(conn, order.order_id, "refunded")
     if charge.is_recurring:  # Telegram ends a subscription whose charge is refunded
         await stars_store.end_renewal(conn, user_id=order.user_id, channel_id=channel.id)
-    if charge.granted_at is not None:
-        outcome = await payments.take_back(conn, order, channel, charge)
-    else:
-        await outbox_store.enqueue_message(conn, channel.owner_chat_id,
-                                           texts.owner_refund(channel.title, order.price, order.user_id, currency=order.currency))
-        outcome = "refunded"
+    outcome = await payments.take_back(conn, order, channel, charge)
     logger.info("Stars charge %s of order %s refunded (%s): %s", charge_id, order.order_id, source, outcome)
     return outcome

@@ -403,7 +403,6 @@ class Handlers(StarsHandlers):
         if user is None:
             return
         order = tier = None
-        refused = False
         async with self._pool.connection() as conn:
             channel = await channels.get(conn, channel_key)
             if channel is not None and not channel.removed:
@@ -411,7 +410,7 @@ class Handlers(StarsHandlers):
             if tier is not None and (rail_chosen or not self.stars_offered(tier)):  # else: crypto or Stars first
                 async with conn.transaction():
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
-                    if order is None and not (refused := await self._too_many_invoices(conn, user.id)):
+                    if order is None and not await self._too_many_invoices(conn, user.id):
                         order = await orders.create(
                             conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id, username=user.username,
                             channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
