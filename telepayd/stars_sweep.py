@@ -22,7 +22,7 @@ from telegram.error import TelegramError
 from .backoff import Backoff
 from .config import Config
 from . import stars
-from .store import locks
+from .store import locks, orders
 from .store import stars as stars_store
 from .store.pool import UNAVAILABLE_ERRORS
 
@@ -94,10 +94,11 @@ class StarsSweep:
         if found:
             async with self._pool.connection() as conn:
                 known = await stars_store.known(conn, [payment.charge_id for payment, _ in found])
+                ours = await orders.stars_orders_among(conn, list({payment.payload for payment, _ in found}))
             for payment, body in found:
-                if payment.charge_id in known:
-                    continue
-                applied += await self._apply(payment, body)
+                # Payments of other bots' payloads (history from before telepayd) are not ours to judge.
+                if payment.charge_id not in known and payment.payload in ours:
+                    applied += await self._apply(payment, body)
         async with self._pool.connection() as conn:
             await stars_store.set_sweep_position(conn, max(offset, position))
         if applied:

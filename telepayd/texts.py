@@ -409,3 +409,7 @@ STARS_PAYMENT_REFUSED = (
     "We received your Stars payment but could not match it to your order. The operator has been told and will "
     "sort it out (or refund it); /paysupport explains how to reach them."
 )
+STARS_PAYMENT_DELAYED = (
+    "✅ Telegram has taken your payment. We could not record it this very minute; your access follows "
+    "automatically within a few minutes. Nothing else to do."
+)

@@ -2,7 +2,7 @@
 
 A throwaway PostgreSQL, the Telegram Bot API and NowPayments emulators, and the real daemon; then a
 scripted walk: a user subscribes and pays, gets the join link and is let in (an intruder with the same link
-is not); a donation typed on the keypad; a signed notification from a "Cloud Run" caller; a secret rotated
+is not); another pays in Telegram Stars and renews; a donation typed on the keypad; a signed notification from a "Cloud Run" caller; a secret rotated
 with SIGHUP. From a terminal the daemon then stays up for you to poke with curl until Ctrl-C; without one
 the demo exits, 0 only if every step worked.
 """
@@ -19,13 +19,13 @@ import tempfile
 from pathlib import Path
 
 from telepayd.security.webhook_signature import generate_secret, sign
-from tests.harness import Daemon, Emulator, TelegramUser, http_post
+from tests.harness import Daemon, Emulator, TelegramUser, http_post, pay_stars, renew_stars
 from tools.local_config import ConfigFiles
 from tools.local_postgres import LocalPostgres, require_free_port
 
 PORT = int(os.environ.get("TELEPAYD_PORT", "8080"))
 OPEN, CLOSED, OWNER = -1001111111111, -1002222222222, 555000111
-ALICE, MALLORY = 6271402111, 6666666666
+ALICE, MALLORY, DAVE = 6271402111, 6666666666, 7333333333
 
 
 class StepFailed(Exception):
@@ -74,6 +74,9 @@ def subscribe_and_pay(files: ConfigFiles, emulator: Emulator, daemon: Daemon, ke
     tiers = emulator.wait_calls("editMessageText", where=lambda p: "Choose a plan" in p.get("text", ""))[-1]["params"]
     detail(f"bot: plans {[b['text'] for b in buttons(tiers)][:-1]}")
     alice.press(buttons(tiers)[0]["callback_data"])
+    choice = emulator.wait_calls("editMessageText", where=lambda p: "How would you like to pay" in p.get("text", ""))[-1]["params"]
+    detail(f"bot: {choice['text']}  buttons: {[b['text'] for b in buttons(choice)][:2]}; Alice pays with crypto")
+    alice.press(buttons(choice)[0]["callback_data"])
     pay = emulator.wait_calls("editMessageText", where=lambda p: any("url" in b for b in buttons(p)))[-1]["params"]
     button = buttons(pay)[0]
     detail(f"bot: [{button['text']}] -> {button['url']}")
@@ -97,6 +100,32 @@ def subscribe_and_pay(files: ConfigFiles, emulator: Emulator, daemon: Daemon, ke
     detail(telepayd(files, "orders", "show", order_id).replace("\n", "\n    "))
 
 
+def pay_in_stars(files: ConfigFiles, emulator: Emulator, daemon: Daemon, key: int) -> None:
+    say("Dave pays the 30-day plan in Telegram Stars: a subscription that renews by itself")
+    dave = TelegramUser(daemon, DAVE, "dave")
+    dave.send(f"/start sub_{key}")
+    tiers = emulator.wait_calls("sendMessage", where=lambda p: int(p["chat_id"]) == DAVE and "Choose a plan" in p["text"])[-1]["params"]
+    dave.press(buttons(tiers)[0]["callback_data"])
+    choice = emulator.wait_calls("editMessageText", where=lambda p: int(p.get("chat_id", 0)) == DAVE
+                                 and "How would you like to pay" in p.get("text", ""))[-1]["params"]
+    dave.press(buttons(choice)[1]["callback_data"])
+    pay = emulator.wait_calls("editMessageText", where=lambda p: any(b.get("url", "").startswith("https://t.me/$") for b in buttons(p)))
+    button = buttons(pay[-1]["params"])[0]
+    detail(f"bot: [{button['text']}] -> {button['url']} (createInvoiceLink, XTR, every 30 days)")
+    paid = pay_stars(emulator, dave, button["url"])
+    expect(paid["ok"], f"Telegram's pre-checkout was answered ok; charge {paid['charge_id']}")
+    dm = last_text(emulator, DAVE, "Payment confirmed")
+    link = next(word for word in dm.split() if word.startswith("https://t.me/+"))
+    expect(link, "Dave got his personal join link")
+    dave.ask_to_join(CLOSED, link)
+    expect(emulator.wait_calls("approveChatJoinRequest", where=lambda p: int(p["user_id"]) == DAVE), "Dave was let in")
+    order_id = paid["payload"]
+    say("30 days later Telegram charges Dave again")
+    renew_stars(emulator, dave, order_id, paid["amount"])
+    expect(last_text(emulator, DAVE, "renewed"), "the renewal extended his access by 30 days, no new link needed")
+    detail(telepayd(files, "orders", "show", "--user", str(DAVE)).replace("\n", "\n    "))
+
+
 def donate(emulator: Emulator, daemon: Daemon, key: int) -> None:
     say("Bob donates $12.50 on the keypad")
     bob = TelegramUser(daemon, 424242, "bob")
@@ -107,6 +136,9 @@ def donate(emulator: Emulator, daemon: Daemon, key: int) -> None:
         before = len(emulator.calls("answerCallbackQuery"))
         bob.press(f"kp:{codes.get(key_label, key_label)}", message_id=pad["message_id"])
         emulator.wait_calls("answerCallbackQuery", before + 1)
+    choice = emulator.wait_calls("editMessageText", where=lambda p: "How would you like to pay" in p.get("text", ""))[-1]["params"]
+    detail(f"bot: {choice['text']}  buttons: {[b['text'] for b in buttons(choice)]}; Bob pays with crypto")
+    bob.press(buttons(choice)[0]["callback_data"])
     invoice = emulator.wait_calls("editMessageText", where=lambda p: "Pay $12.50" in json.dumps(p.get("reply_markup")))
     expect(invoice, "the keypad turned into a $12.50 invoice")
     order_id = next(o for o, inv in emulator.invoices().items() if inv["price_amount"] == "12.5")
@@ -158,13 +190,14 @@ def main() -> int:
         detail(f"config and secret files: {workdir}")
         detail(telepayd(files, "migrate").splitlines()[-1])
         key = int(telepayd(files, "channels", "add", "--open", str(OPEN), "--closed", str(CLOSED), "--owner", str(OWNER),
-                           "--title", "Premium Signals", "--description", "Daily calls", "--tier", "9.99:30",
-                           "--tier", "24.99:90").split()[2].rstrip(":"))
-        detail(f"channel {key} on sale: $9.99 for 30 days, $24.99 for 90 days")
+                           "--title", "Premium Signals", "--description", "Daily calls", "--tier", "9.99:30:500",
+                           "--tier", "24.99:90:1300").split()[2].rstrip(":"))
+        detail(f"channel {key} on sale: $9.99 or 500 Stars for 30 days, $24.99 or 1300 Stars for 90 days")
         say(f"Starting telepayd on 127.0.0.1:{PORT}")
         daemon = Daemon(files)
         detail("sd_notify: " + daemon.wait_ready().replace("\n", " "))
         subscribe_and_pay(files, emulator, daemon, key)
+        pay_in_stars(files, emulator, daemon, key)
         donate(emulator, daemon, key)
         say("A Cloud Run service sends a signed payment notification (and retries it)")
         expect(cloud_run_notification(files, emulator, daemon, files.webhook_secrets[0], "msg_demo_1") == 202, "stored before the 202")

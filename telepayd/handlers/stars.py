@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime, timezone
 from decimal import Decimal
 from html import escape
 
@@ -87,9 +88,16 @@ class StarsHandlers:
             username=message.from_user.username,
         )
         body = json.dumps(paid.to_dict(), sort_keys=True, default=str)
-        async with self._pool.connection() as conn:
-            async with conn.transaction():
-                outcome = await stars.apply_charge(conn, payment, body, self.deps.runtime.config, source="update")
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.transaction():
+                    outcome = await stars.apply_charge(conn, payment, body, self.deps.runtime.config, source="update")
+        except (StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+            # Telegram has charged: the Stars sweep finds this payment in getStarTransactions and grants it.
+            logger.warning("Stars charge %s (order %s, user %s) could not be recorded now (%s); the Stars sweep will apply it",
+                           payment.charge_id, payment.payload[:64], payment.user_id, exc.__class__.__name__)
+            await message.reply_text(texts.STARS_PAYMENT_DELAYED)
+            return
         self.deps.runtime.metrics.instruments.stars_payment(outcome)
         logger.info("Stars charge %s (order %s, user %s, %d %s%s): %s", payment.charge_id, payment.payload[:64], payment.user_id,
                     payment.amount, payment.currency, ", recurring" if payment.is_recurring else "", outcome)
@@ -106,6 +114,7 @@ class StarsHandlers:
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 outcome = await stars.apply_refund(conn, refunded.telegram_payment_charge_id[: stars.MAX_CHARGE_ID], source="update")
+        self.deps.runtime.metrics.instruments.stars_payment(outcome)
         logger.info("refunded Stars charge %s: %s", refunded.telegram_payment_charge_id[:64], outcome)
         self.deps.wake_outbox()
 
@@ -231,7 +240,8 @@ class StarsHandlers:
             return
         async with self._pool.connection() as conn:
             renewal = await stars_store.renewal_for(conn, user.id, channel_key)
-            subs = [s for s in await subscriptions.for_user(conn, user.id) if s.channel_id == channel_key]
+            now = datetime.now(timezone.utc)
+            subs = [s for s in await subscriptions.for_user(conn, user.id) if s.channel_id == channel_key and s.ends_at > now]
         if renewal is None or not subs:
             await self._reply(update, texts.RENEWAL_NONE)
             return

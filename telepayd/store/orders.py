@@ -165,3 +165,9 @@ async def expire_unpaid(conn: AsyncConnection, *, older_than: timedelta, limit: 
         [older_than, list(LIVE_STATUSES), limit],
     )
     return [row[0] for row in await cursor.fetchall()]
+
+
+async def stars_orders_among(conn: AsyncConnection, order_ids: list[str]) -> set[str]:
+    """Which of ``order_ids`` are Stars orders of ours (the transactions sweep ignores other payloads)."""
+    cursor = await conn.execute("SELECT order_id FROM orders WHERE order_id = ANY(%s) AND rail = 'stars'", [order_ids])
+    return {row[0] for row in await cursor.fetchall()}
