@@ -146,14 +146,14 @@ class Emulator:
                     raise RuntimeError(f"the emulator did not start: {Path(self.log_file.name).read_text()[-2000:]}") from None
                 time.sleep(0.05)
 
-    def _call(self, method: str, path: str, body: object = None) -> object:
+    def _call(self, method: str, path: str, body: object = None, *, timeout: float = 30.0) -> object:
         import json
         import urllib.request
 
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
 
     def reset(self) -> None:
@@ -184,6 +184,27 @@ class Emulator:
     def slow(self, method: str, seconds: float) -> None:
         """Make Telegram answer ``method`` (``*``: every method) ``seconds`` late."""
         self._call("POST", "/_emulator/telegram/slow", {"method": method, "seconds": seconds})
+
+    def star_links(self) -> dict[str, dict]:
+        """The Stars invoices the bot created: link (``message:<chat>:<id>`` for sendInvoice) -> its params."""
+        return self._call("GET", "/_emulator/telegram/stars/links")  # type: ignore[return-value]
+
+    def star_charge(self, user_id: int, payload: str, amount: int, period: int | None = None,
+                    username: str = "alice") -> dict:
+        """Telegram charging the user (and listing the transaction): ``{"charge_id", "subscription_expiration_date"}``."""
+        return self._call("POST", "/_emulator/telegram/stars/charge", {  # type: ignore[return-value]
+            "user_id": user_id, "payload": payload, "amount": amount, "period": period, "username": username})
+
+    def precheckout_answer(self, query_id: str, timeout: float = 10.0) -> dict:
+        """Wait for the bot's answer to pre-checkout query ``query_id``: ``{"answered", "ok", "error_message"}``."""
+        from urllib.parse import quote
+
+        return self._call("GET", f"/_emulator/telegram/stars/precheckout/{quote(query_id, safe='')}?timeout={timeout}",
+                          timeout=timeout + 30)  # type: ignore[return-value]
+
+    def star_charges(self) -> dict[str, dict]:
+        """Every charge: id -> user_id, amount, payload, period, refunded, canceled, date."""
+        return self._call("GET", "/_emulator/telegram/stars/charges")  # type: ignore[return-value]
 
     def invoices(self) -> dict[str, dict]:
         return self._call("GET", "/_emulator/nowpayments/invoices")  # type: ignore[return-value]
@@ -262,6 +283,34 @@ class TelegramUser:
                         "chat": {"id": self.user_id, "type": "private"}, "from": {"id": 7000000001, "is_bot": True, "first_name": "TelePay"}},
         }})
 
+    def _private_message(self, **content: object) -> dict:
+        return {"message_id": next(self._update_ids), "date": int(time.time()), "from": self.user,
+                "chat": {"id": self.user_id, "type": "private", "first_name": self.username.title()}, **content}
+
+    def pre_checkout(self, payload: str, total_amount: int, currency: str = "XTR") -> tuple[int, str]:
+        """The user confirmed paying the invoice: the webhook's status and the query id to answer."""
+        query_id = str(next(self._update_ids))
+        status = self._post({"pre_checkout_query": {"id": query_id, "from": self.user, "currency": currency,
+                                                    "total_amount": total_amount, "invoice_payload": payload}})
+        return status, query_id
+
+    def successful_payment(self, payload: str, total_amount: int, charge_id: str, *, currency: str = "XTR",
+                           subscription_expiration_date: int | None = None, is_recurring: bool | None = None,
+                           is_first_recurring: bool | None = None) -> int:
+        """Telegram's service message after a charge (the optional fields only when given)."""
+        payment: dict = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload,
+                         "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
+        optional = {"subscription_expiration_date": subscription_expiration_date, "is_recurring": is_recurring,
+                    "is_first_recurring": is_first_recurring}
+        payment.update({key: value for key, value in optional.items() if value is not None})
+        return self._post({"message": self._private_message(successful_payment=payment)})
+
+    def refunded_payment(self, payload: str, total_amount: int, charge_id: str) -> int:
+        """Telegram's service message after a refund of a payment in Stars."""
+        return self._post({"message": self._private_message(refunded_payment={
+            "currency": "XTR", "total_amount": total_amount, "invoice_payload": payload,
+            "telegram_payment_charge_id": charge_id})})
+
     def bot_membership_changed(self, chat_id: int, status: str, **rights: bool) -> int:
         """Telegram telling the bot its own membership in a chat changed (my_chat_member)."""
         bot = {"id": 7000000001, "is_bot": True, "first_name": "TelePay", "username": "telepay_test_bot"}
@@ -285,3 +334,46 @@ class TelegramUser:
             "invite_link": {"invite_link": invite_link, "creator": {"id": 7000000001, "is_bot": True, "first_name": "TelePay"},
                             "creates_join_request": True, "is_primary": False, "is_revoked": False},
         }})
+
+
+def pay_stars(emulator: Emulator, user: TelegramUser, link: str, *, deliver: bool = True) -> dict:
+    """``user`` pays the Stars invoice ``link`` as Telegram runs it: pre-checkout, the bot's answer, then (if ok)
+    the charge and, when ``deliver``, the successful_payment message (recurring for a subscription link).
+
+    Returns ``{"ok", "error_message", "charge_id" (None when refused), "payload", "amount", "expiration"}``."""
+    links = emulator.star_links()
+    if link not in links:
+        raise AssertionError(f"the emulator knows no invoice link {link!r}; it has {sorted(links)}")
+    invoice = links[link]
+    payload, currency = invoice["payload"], invoice["currency"]
+    amount = sum(price["amount"] for price in invoice["prices"])
+    status, query_id = user.pre_checkout(payload, amount, currency)
+    assert status == 200, f"the webhook answered the pre-checkout query with {status}"
+    answer = emulator.precheckout_answer(query_id)
+    assert answer["answered"], f"the bot did not answer the pre-checkout query {query_id} for {payload!r}"
+    paid = {"ok": answer["ok"], "error_message": answer["error_message"], "charge_id": None, "payload": payload,
+            "amount": amount, "expiration": None}
+    if not answer["ok"]:
+        return paid
+    period = invoice.get("subscription_period")
+    charge = emulator.star_charge(user.user_id, payload, amount, period, user.username)
+    paid.update(charge_id=charge["charge_id"], expiration=charge["subscription_expiration_date"])
+    if deliver:
+        recurring = True if period else None
+        status = user.successful_payment(payload, amount, charge["charge_id"], currency=currency,
+                                         subscription_expiration_date=paid["expiration"], is_recurring=recurring,
+                                         is_first_recurring=recurring)
+        assert status == 200, f"the webhook answered the successful payment with {status}"
+    return paid
+
+
+def renew_stars(emulator: Emulator, user: TelegramUser, payload: str, amount: int, *, deliver: bool = True) -> str:
+    """Telegram renewing ``user``'s Stars subscription to invoice ``payload`` (as it does 30 days on): a new
+    charge and, when ``deliver``, its successful_payment (recurring, not the first). Returns the charge id."""
+    charge = emulator.star_charge(user.user_id, payload, amount, 2592000, user.username)
+    if deliver:
+        status = user.successful_payment(payload, amount, charge["charge_id"],
+                                         subscription_expiration_date=charge["subscription_expiration_date"],
+                                         is_recurring=True, is_first_recurring=False)
+        assert status == 200, f"the webhook answered the renewal's successful payment with {status}"
+    return charge["charge_id"]
