@@ -63,19 +63,21 @@ class StarsSweep:
             await asyncio.sleep(wait)
 
     async def sweep_once(self, bot: Bot) -> int:
-        """One round, if this daemon holds the lock; return how many lost payments it applied."""
-        async with self._pool.connection() as lock_conn:
-            if not await locks.try_lock(lock_conn, locks.STARS_LOCK):
+        """One round, if this daemon holds the lock and any Stars order exists; return how many lost payments
+        it applied. One connection throughout (the lock's session), so the sweep never holds two."""
+        async with self._pool.connection() as conn:
+            if not await orders.any_stars_order(conn):
+                return 0
+            if not await locks.try_lock(conn, locks.STARS_LOCK):
                 return 0
             try:
-                return await self._round(bot)
+                return await self._round(conn, bot)
             finally:
                 with contextlib.suppress(Exception):
-                    await locks.unlock(lock_conn, locks.STARS_LOCK)
+                    await locks.unlock(conn, locks.STARS_LOCK)
 
-    async def _round(self, bot: Bot) -> int:
-        async with self._pool.connection() as conn:
-            position = await stars_store.sweep_position(conn)
+    async def _round(self, conn, bot: Bot) -> int:
+        position = await stars_store.sweep_position(conn)
         start = max(0, position - PAGE)
         seen = {}
         if start > 0:  # the newest, should Telegram list them first
@@ -92,25 +94,22 @@ class StarsSweep:
         found = [p for p in map(_payment, seen.values()) if p is not None]
         applied = 0
         if found:
-            async with self._pool.connection() as conn:
-                known = await stars_store.known(conn, [payment.charge_id for payment, _ in found])
-                ours = await orders.stars_orders_among(conn, list({payment.payload for payment, _ in found}))
+            known = await stars_store.known(conn, [payment.charge_id for payment, _ in found])
+            ours = await orders.stars_orders_among(conn, list({payment.payload for payment, _ in found}))
             for payment, body in found:
                 # Payments of other bots' payloads (history from before telepayd) are not ours to judge.
                 if payment.charge_id not in known and payment.payload in ours:
-                    applied += await self._apply(payment, body)
-        async with self._pool.connection() as conn:
-            await stars_store.set_sweep_position(conn, max(offset, position))
+                    applied += await self._apply(conn, payment, body)
+        await stars_store.set_sweep_position(conn, max(offset, position))
         if applied:
             self._wake_outbox()
         return applied
 
-    async def _apply(self, payment: stars.StarsPayment, body: str) -> int:
+    async def _apply(self, conn, payment: stars.StarsPayment, body: str) -> int:
         """One lost payment, in its own transaction: one that fails is logged and the round goes on."""
         try:
-            async with self._pool.connection() as conn:
-                async with conn.transaction():
-                    outcome = await stars.apply_charge(conn, payment, body, self._config(), source="sweep")
+            async with conn.transaction():
+                outcome = await stars.apply_charge(conn, payment, body, self._config(), source="sweep")
         except (PoolTimeout, *UNAVAILABLE_ERRORS):
             raise
         except Exception as exc:

@@ -171,3 +171,10 @@ async def stars_orders_among(conn: AsyncConnection, order_ids: list[str]) -> set
     """Which of ``order_ids`` are Stars orders of ours (the transactions sweep ignores other payloads)."""
     cursor = await conn.execute("SELECT order_id FROM orders WHERE order_id = ANY(%s) AND rail = 'stars'", [order_ids])
     return {row[0] for row in await cursor.fetchall()}
+
+
+async def any_stars_order(conn: AsyncConnection) -> bool:
+    """Whether any order was ever paid or offered in Stars (index ``orders_stars``)."""
+    cursor = await conn.execute("SELECT EXISTS (SELECT 1 FROM orders WHERE rail = 'stars')")
+    row = await cursor.fetchone()
+    return bool(row and row[0])

@@ -47,3 +47,6 @@ CREATE TABLE stars_sweep (
 
 -- A renewal asks whether the buyer's latest join link to the channel was used (then no new link is sent).
 CREATE INDEX join_links_latest ON join_links (user_id, chat_id, created_at);
+
+-- The Stars sweep runs only once a Stars order exists: found without reading the crypto orders.
+CREATE INDEX orders_stars ON orders (created_at) WHERE rail = 'stars';
