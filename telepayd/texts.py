@@ -33,11 +33,13 @@ NO_CHANNELS = "There is nothing for sale here yet. Please come back later."
 HELP = (
     "<b>How it works</b>\n"
     "1. /start and pick a channel, then a plan.\n"
-    "2. Pay the crypto invoice that opens.\n"
+    "2. Pay with crypto, or in Telegram Stars where the plan shows a ⭐ price (a 30-day plan in Stars renews "
+    "every month until you cancel it in /status).\n"
     "3. I send you a personal join link once the payment is confirmed. It works for you only.\n\n"
-    "/status shows your subscriptions and gets you a fresh join link.\n"
+    "/status shows your subscriptions, gets you a fresh join link and cancels or resumes a Stars renewal.\n"
     "Paid but no link after an hour? Send me the payment id from the payment page, or /status PAYMENT_ID.\n"
     "/whoami shows your Telegram id (channel owners need it).\n"
+    "/paysupport: help with a payment. /terms: the terms of sale.\n"
     "/help shows this message."
 )
 

@@ -127,7 +127,7 @@ def test_channels_add_help_explains_each_option(config_files):
     text = " ".join(result.stdout.split())
     assert result.returncode == 0
     for expected in ("--open ID the public channel", "-100 then digits",
-                     "--owner CHAT_ID the owner's Telegram user id", "--tier PRICE:DAYS a plan", "9.99:30",
+                     "--owner CHAT_ID the owner's Telegram user id", "--tier PRICE:DAYS[:STARS] a plan", "9.99:30", "9.99:30:500",
                      "--title T the name buyers see"):
         assert expected in text, expected
 
@@ -284,7 +284,7 @@ def test_set_webhook_registers_url_secret_and_updates(config_files, emulator):
     params = call["params"]
     assert params["url"] == f"http://127.0.0.1:{config_files.port}/telegram"
     assert params["secret_token"] == "tg-secret-token-1"
-    assert {"chat_join_request", "chat_member", "callback_query", "message"} <= set(params["allowed_updates"])
+    assert {"chat_join_request", "chat_member", "callback_query", "message", "pre_checkout_query"} <= set(params["allowed_updates"])
 
 
 def test_set_webhook_reports_telegram_refusing(config_files, emulator):
@@ -320,7 +320,7 @@ def test_polling_mode_polls(config_files, start_daemon, emulator):
     start_daemon(config_files)
     assert emulator.wait_calls("getUpdates")
     assert emulator.calls("getUpdates")[0]["params"]["allowed_updates"] == json.loads(
-        json.dumps(["message", "callback_query", "chat_join_request", "chat_member", "my_chat_member"]))
+        json.dumps(["message", "callback_query", "chat_join_request", "chat_member", "my_chat_member", "pre_checkout_query"]))
 
 
 def test_psycopg_is_only_used_in_the_store():

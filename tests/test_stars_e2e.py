@@ -65,6 +65,18 @@ def near(moment: datetime, days: float) -> bool:
     return abs(moment - (datetime.now(timezone.utc) + timedelta(days=days))) < timedelta(minutes=5)
 
 
+def bought(config_files, start_daemon, emulator, *tiers: str, tier_index: int = 0):
+    """A channel with ``tiers`` (default one 30-day plan at 500 Stars), the daemon, and Alice having paid one
+    in Stars: (daemon, alice, channel key, pay_stars' answer, order id). Waits for her join link."""
+    key = add_channel(config_files, *(tiers or ("9.99:30:500",)))
+    daemon = start_daemon(config_files)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    paid = pay_stars(emulator, alice, choose_stars(emulator, alice, key, tier_index))
+    (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
+    emulator.wait_calls("createChatInviteLink")
+    return daemon, alice, key, paid, order_id
+
+
 def test_a_30_day_plan_bought_in_stars_is_a_subscription_only_the_buyer_can_use(config_files, start_daemon, emulator):
     key = add_channel(config_files, "9.99:30:500", "24.99:90:1300")
     listed = telepayd(config_files, "channels", "list")
@@ -144,12 +156,7 @@ def test_pre_checkout_refuses_a_wrong_amount_a_stranger_and_an_unknown_payload(c
 
 
 def test_a_duplicate_successful_payment_has_one_effect(config_files, start_daemon, emulator):
-    key = add_channel(config_files, "9.99:30:500")
-    daemon = start_daemon(config_files)
-    alice = TelegramUser(daemon, ALICE, "alice")
-    paid = pay_stars(emulator, alice, choose_stars(emulator, alice, key))
-    (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
-    emulator.wait_calls("createChatInviteLink")
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
     end = subscription_end(config_files)
     for _ in range(3):  # Telegram delivering the same update again
         assert alice.successful_payment(order_id, 500, paid["charge_id"], subscription_expiration_date=paid["expiration"],
@@ -162,11 +169,7 @@ def test_a_duplicate_successful_payment_has_one_effect(config_files, start_daemo
 
 
 def test_three_renewals_extend_the_access_by_three_months_without_new_links(config_files, start_daemon, emulator):
-    key = add_channel(config_files, "9.99:30:500")
-    daemon = start_daemon(config_files)
-    alice = TelegramUser(daemon, ALICE, "alice")
-    pay_stars(emulator, alice, choose_stars(emulator, alice, key))
-    (first,) = db(config_files, "SELECT order_id FROM orders")[0]
+    daemon, alice, key, paid, first = bought(config_files, start_daemon, emulator)
     join(emulator, alice, first)
     for n in range(1, 4):
         renew_stars(emulator, alice, first, 500)
@@ -195,11 +198,7 @@ def test_three_renewals_extend_the_access_by_three_months_without_new_links(conf
 def test_cancel_then_expiry_removes_and_resume_turns_it_back_on(config_files, start_daemon, emulator):
     config_files.settings = FAST_SWEEPS
     config_files.write()
-    key = add_channel(config_files, "9.99:30:500")
-    daemon = start_daemon(config_files)
-    alice = TelegramUser(daemon, ALICE, "alice")
-    paid = pay_stars(emulator, alice, choose_stars(emulator, alice, key))
-    (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
     join(emulator, alice, order_id)
     # An ended renewal is kept for a day: the renewal charge may come a little after the end.
     with psycopg.connect(config_files.dsn) as conn:
@@ -241,11 +240,8 @@ def test_cancel_then_expiry_removes_and_resume_turns_it_back_on(config_files, st
 def test_a_refund_takes_back_the_days_once(config_files, start_daemon, emulator):
     config_files.settings = FAST_SWEEPS
     config_files.write()
-    key = add_channel(config_files, "9.99:30:500", "24.99:90:1300")
-    daemon = start_daemon(config_files)
-    alice = TelegramUser(daemon, ALICE, "alice")
-    paid = pay_stars(emulator, alice, choose_stars(emulator, alice, key, tier_index=1))
-    (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator, "9.99:30:500", "24.99:90:1300",
+                                                tier_index=1)
     join(emulator, alice, order_id)
     unknown = telepayd(config_files, "orders", "refund", "tp_00000000000000000000")
     assert unknown.returncode == 1 and "no order" in unknown.stderr
@@ -268,12 +264,7 @@ def test_a_refund_takes_back_the_days_once(config_files, start_daemon, emulator)
 
 
 def test_a_refunded_payment_update_takes_back_the_days(config_files, start_daemon, emulator):
-    key = add_channel(config_files, "9.99:30:500")
-    daemon = start_daemon(config_files)
-    alice = TelegramUser(daemon, ALICE, "alice")
-    paid = pay_stars(emulator, alice, choose_stars(emulator, alice, key))
-    (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
-    emulator.wait_calls("createChatInviteLink")
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
     assert alice.refunded_payment(order_id, 500, paid["charge_id"]) == 200
     wait_for(lambda: db(config_files, "SELECT status FROM orders") == [("refunded",)], what="the refund applied")
     assert subscription_end(config_files) <= datetime.now(timezone.utc) + timedelta(minutes=1)

@@ -402,11 +402,9 @@ class Handlers(StarsHandlers):
         user = update.effective_user
         if user is None:
             return
-        order = tier = None
+        order = None
         async with self._pool.connection() as conn:
-            channel = await channels.get(conn, channel_key)
-            if channel is not None and not channel.removed:
-                tier = next((t for t in channel.tiers if t.id == tier_id), None)
+            channel, tier = await self._channel_and_tier(conn, channel_key, tier_id)
             if tier is not None and (rail_chosen or not self.stars_offered(tier)):  # else: crypto or Stars first
                 async with conn.transaction():
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
@@ -432,6 +430,14 @@ class Handlers(StarsHandlers):
                 await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
                 return
             await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
+
+    @staticmethod
+    async def _channel_and_tier(conn, channel_key: int, tier_id: int) -> tuple[channels.Channel | None, channels.Tier | None]:
+        """The channel, and the plan of it a button names when the channel is on sale and has it (else None)."""
+        channel = await channels.get(conn, channel_key)
+        if channel is None or channel.removed:
+            return channel, None
+        return channel, next((t for t in channel.tiers if t.id == tier_id), None)
 
     async def _too_many_invoices(self, conn, user_id: int) -> bool:
         """The per-user cap on new orders (each gets a NowPayments invoice): ``[payments] max_invoices_per_user_hour``."""

@@ -134,11 +134,9 @@ class StarsHandlers:
         user = update.effective_user
         if user is None:
             return
-        order = tier = None
+        order = None
         async with self._pool.connection() as conn:
-            channel = await channels.get(conn, channel_key)
-            if channel is not None and not channel.removed:
-                tier = next((t for t in channel.tiers if t.id == tier_id), None)
+            channel, tier = await self._channel_and_tier(conn, channel_key, tier_id)
             if tier is not None and self.stars_offered(tier):
                 async with conn.transaction():
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail="stars")
