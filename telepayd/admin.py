@@ -260,8 +260,10 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
             granted = f", granted {charge.granted_at:%Y-%m-%d %H:%M}" if charge.granted_at else ""
             refunded = f", refunded {charge.refunded_at:%Y-%m-%d %H:%M}" if charge.refunded_at else ""
             via = "update" if charge.source == "update" else "sweep "
+            renews = f" recurring (Telegram's next charge {charge.subscription_until:%Y-%m-%d %H:%M})" if charge.subscription_until else (
+                " recurring" if charge.is_recurring else "")
             lines.append(f"  Stars {via} {charge.received_at:%Y-%m-%d %H:%M:%S} charge {charge.charge_id} {charge.amount} "
-                         f"{charge.currency}{' recurring' if charge.is_recurring else ''}: {charge.outcome}{granted}{refunded}")
+                         f"{charge.currency}{renews}: {charge.outcome}{granted}{refunded}")
         for link in await subscriptions.join_links_for_order(conn, order.order_id):
             approved = f", approved {link.approved_at:%Y-%m-%d %H:%M}" if link.approved_at else ""
             lines.append(f"  join link {link.invite_link} for user {link.user_id}, expires {link.expires_at:%Y-%m-%d %H:%M}{approved}")
