@@ -333,3 +333,37 @@ def test_support_and_terms_and_stars_switched_off(config_files, start_daemon, em
     assert emulator.wait_calls("editMessageText", where=lambda p: any("url" in b and "Pay $" in b["text"] for b in buttons(p)))
     status, query_id = alice.pre_checkout(db(config_files, "SELECT order_id FROM orders")[0][0], 999)
     assert "switched off" in emulator.precheckout_answer(query_id)["error_message"]
+
+
+def test_with_the_database_lost_a_pre_checkout_is_answered_and_a_charge_is_not_lost(config_files, start_daemon, emulator,
+                                                                                      admin_dsn):
+    config_files.settings = FAST_SWEEPS
+    config_files.write()
+    key = add_channel(config_files, "9.99:30:500")
+    daemon = start_daemon(config_files)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    link = choose_stars(emulator, alice, key)
+    (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
+    name = psycopg.conninfo.conninfo_to_dict(config_files.dsn)["dbname"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:  # nothing can connect, and the pool's sessions end
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+    try:
+        started = time.monotonic()
+        status, query_id = alice.pre_checkout(order_id, 500)
+        answer = emulator.precheckout_answer(query_id, timeout=12)
+        assert answer["answered"] and answer["ok"] is False and "try again" in answer["error_message"]
+        assert time.monotonic() - started < 10, "Telegram waits 10 s for the answer"
+        # Telegram charged anyway (its pre-checkout of a moment before said ok): the update cannot be recorded now.
+        charge = emulator.star_charge(ALICE, order_id, 500, period=MONTH)
+        assert alice.successful_payment(order_id, 500, charge["charge_id"], is_recurring=True, is_first_recurring=True,
+                                        subscription_expiration_date=charge["subscription_expiration_date"]) == 200
+        assert emulator.wait_calls("sendMessage", timeout=20, where=lambda p: to(ALICE)(p) and "access follows" in p["text"])
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    # The database is back: the Stars sweep finds the charge in getStarTransactions and grants it once.
+    links = emulator.wait_calls("createChatInviteLink", timeout=60)
+    assert [c["params"]["name"] for c in links] == [order_id]
+    assert db(config_files, "SELECT charge_id, source, outcome FROM stars_charges") == [(charge["charge_id"], "sweep", "granted")]
+    assert "Traceback" not in daemon.log()
