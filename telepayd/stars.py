@@ -131,8 +131,12 @@ async def _apply(conn: AsyncConnection, p: StarsPayment, config: Config) -> tupl
     else:
         await stars_store.set_granted(conn, p.charge_id, None, None)
     if p.is_recurring and order.kind == "subscription":
-        current = await stars_store.renewal_for(conn, order.user_id, channel.id)
-        chain = current.charge_id if renewal and current is not None else p.charge_id
+        # editUserStarSubscription names a subscription by its first charge: keep that one.
+        chain = p.charge_id
+        if renewal:
+            current = await stars_store.renewal_for(conn, order.user_id, channel.id)
+            first_charges = await stars_store.for_order(conn, order.renews_order_id or order.order_id)
+            chain = current.charge_id if current is not None else (first_charges[0].charge_id if first_charges else chain)
         await stars_store.set_renewal(conn, user_id=order.user_id, channel_id=channel.id, charge_id=chain,
                                       until=p.subscription_until)
     return ("renewed" if renewal and p.is_recurring else "granted"), order.order_id
