@@ -1,0 +1,139 @@
+"""Every hot query has an index to use: the money path, the outbox, the sweeps and the bot's lookups run
+through the real store functions against small tables with sequential scans disabled, and each statement
+they send is EXPLAINed first. A "Seq Scan" of a big table in a plan then means no index fits the query:
+on a database with millions of rows it would read them all (docs/DESIGN.md, "The house")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from telepayd import payments, stars
+from telepayd.config import load
+from telepayd.store import channels, orders, outbox, schema, subscriptions, sweeps
+from telepayd.store import payments as payments_store
+from telepayd.store import stars as stars_store
+from telepayd.store import webhook_messages
+
+# The tables that grow without bound (a busy operator keeps years of them).
+BIG_TABLES = frozenset({"orders", "payments", "ipn_events", "outbox", "subscriptions", "webhook_messages", "stars_charges",
+                        "join_links"})
+SKIPPED = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET", "SELECT PG_", "EXPLAIN")
+
+
+class ExplainingCursor(psycopg.AsyncCursor):
+    """Runs ``EXPLAIN (FORMAT JSON)`` of each statement, with its parameters, before the statement itself."""
+
+    plans: list[tuple[str, dict]] = []
+
+    async def execute(self, query, params=None, **kwargs):
+        text = query if isinstance(query, str) else bytes(query).decode()
+        if not text.lstrip().upper().startswith(SKIPPED):
+            plain = psycopg.AsyncCursor(self.connection)
+            await plain.execute("EXPLAIN (FORMAT JSON) " + text, params)
+            (plan,) = await plain.fetchone()
+            ExplainingCursor.plans.append((text, (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]))
+        return await super().execute(query, params, **kwargs)
+
+
+def sequential_scans(plan: dict) -> list[str]:
+    """The big tables a plan reads from start to end."""
+    found = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") in BIG_TABLES else []
+    for child in plan.get("Plans", []):
+        found += sequential_scans(child)
+    return found
+
+
+@pytest.fixture
+async def conn(database_dsn, tmp_path):
+    async with await psycopg.AsyncConnection.connect(database_dsn, autocommit=True) as connection:
+        await schema.migrate(connection)
+        # A few rows in every big table, so the planner has something to plan against.
+        await connection.execute(
+            "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title) VALUES (-1001, -1002, 5, 'T')")
+        await channels.replace_tiers(connection, 1, [channels.TierSpec(Decimal("9.99"), 30, 500)])
+        for n in range(20):
+            await connection.execute(
+                "INSERT INTO orders (order_id, kind, user_id, channel_id, tier_id, days, price, status, rail, currency)"
+                " VALUES (%s, 'subscription', %s, 1, 1, 30, %s, %s, %s, %s)",
+                [f"tp_{n:020d}", 100 + n % 5, 500 if n % 2 else Decimal("9.99"), ["invoiced", "paid"][n % 2],
+                 "stars" if n % 2 else "nowpayments", "xtr" if n % 2 else "usd"])
+            await connection.execute("INSERT INTO payments (payment_id, order_id, status) VALUES (%s, %s, 'waiting')",
+                                     [5000 + n, f"tp_{n:020d}"])
+            await connection.execute("INSERT INTO outbox (kind, chat_id, payload, status) VALUES ('message', %s, '{}', %s)",
+                                     [100 + n, ["pending", "sent"][n % 2]])
+        await connection.execute("ANALYZE")
+        connection.cursor_factory = ExplainingCursor
+        await connection.execute("SET enable_seqscan = off")
+        ExplainingCursor.plans = []
+        yield connection
+
+
+def config(tmp_path):
+    from tests.harness import ConfigFiles
+
+    files = ConfigFiles(tmp_path, "postgresql://telepay@localhost/telepay")
+    files.write()
+    return load(files.path)
+
+
+async def hot_paths(conn, tmp_path) -> None:
+    """What runs per request or per sweep: a buyer, an IPN, a Stars charge, the outbox, the sweeps."""
+    cfg = config(tmp_path)
+    steps: list[Callable[[], Awaitable[object]]] = [
+        # The bot: a buyer's orders, invoices, status, access.
+        lambda: orders.find_reusable(conn, user_id=101, tier_id=1, rail="stars"),
+        lambda: orders.find_reusable_donation(conn, user_id=101, channel_id=1, price=Decimal("5")),
+        lambda: orders.created_last_hour(conn, 101),
+        lambda: orders.open_for_user(conn, 101, within=timedelta(days=7)),
+        lambda: orders.for_user(conn, 101),
+        lambda: subscriptions.for_user(conn, 101),
+        lambda: subscriptions.has_access(conn, 101, -1002),
+        lambda: subscriptions.is_member(conn, 101, 1),
+        lambda: subscriptions.get_join_link(conn, "https://t.me/+x"),
+        lambda: subscriptions.usable_join_links(conn, 101, -1002),
+        lambda: stars_store.renewal_for(conn, 101, 1),
+        # The money path: an IPN and a Stars charge, each with all its effects; a refund.
+        lambda: payments.apply_ipn(conn, payments.parse_ipn({
+            "payment_id": 5000, "payment_status": "finished", "order_id": f"tp_{0:020d}", "price_amount": "9.99",
+            "price_currency": "usd"}), "{}", cfg),
+        lambda: stars.apply_charge(conn, stars.StarsPayment("stx1", f"tp_{1:020d}", 101, "XTR", 500, True), "{}", cfg,
+                                   source="update"),
+        lambda: stars.apply_charge(conn, stars.StarsPayment("stx2", f"tp_{1:020d}", 101, "XTR", 500, True), "{}", cfg,
+                                   source="sweep"),
+        lambda: stars.apply_refund(conn, "stx1", source="update"),
+        lambda: stars_store.known(conn, ["stx1", "stx9"]),
+        lambda: orders.stars_orders_among(conn, [f"tp_{1:020d}"]),
+        lambda: orders.any_stars_order(conn),
+        lambda: payments_store.order_has_other_live_payment(conn, f"tp_{0:020d}", 5000),
+        # The outbox and the sweeps.
+        lambda: outbox.due(conn, 50, skip_chats=[101]),
+        lambda: outbox.failed(conn),
+        lambda: sweeps.to_remind(conn, 3),
+        lambda: sweeps.ended(conn),
+        lambda: orders.expire_unpaid(conn, older_than=timedelta(days=7)),
+        lambda: payments_store.due_for_check(conn, stale_after=timedelta(minutes=30), limit=50),
+        lambda: outbox.purge_sent(conn, 30),
+        lambda: webhook_messages.purge_ids(conn, 7),
+    ]
+    for step in steps:
+        await step()
+
+
+async def test_every_hot_query_has_an_index_to_use(conn, tmp_path):
+    await hot_paths(conn, tmp_path)
+    plans = ExplainingCursor.plans
+    assert len(plans) > 60, f"only {len(plans)} statements were seen: the cursor factory is not in use"
+    scans = [(text, sequential_scans(plan)) for text, plan in plans if sequential_scans(plan)]
+    assert not scans, "sequential scans of big tables:\n" + "\n".join(f"{tables}: {text}" for text, tables in scans)
+
+
+async def test_the_check_sees_a_query_without_an_index(conn):
+    await conn.execute("SELECT order_id FROM orders WHERE username = %s", ["alice"])
+    await conn.execute("SELECT payment_id FROM payments WHERE actually_paid > %s", [1])
+    assert [sequential_scans(plan) for _, plan in ExplainingCursor.plans] == [["orders"], ["payments"]]
