@@ -11,7 +11,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from . import reconcile, stars
+from . import reconcile
+from . import stars as stars_rules
 from .config import Config
 from .nowpayments import NowPaymentsClient
 from .errors import TelepaydError
@@ -21,7 +22,7 @@ from .store import anomalies, channels, notifications, orders, payments, subscri
 from .store import outbox as outbox_store
 from .store import schema, sweeps
 from .store import stars as stars_store
-from .store.pool import connect
+from .store.pool import UNAVAILABLE_ERRORS, connect
 
 MAX_TIERS = 3
 _PRICE = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
@@ -35,9 +36,6 @@ OUTBOX_KINDS = ("message", "notification", "join_link", "channel_post", "remove_
 
 class UsageError(TelepaydError):
     """A bad argument: the message is one line for the operator."""
-
-
-MAX_STARS = 10000  # Telegram's cap for one Stars price
 
 
 def parse_tier(text: str) -> channels.TierSpec:
@@ -54,12 +52,12 @@ def parse_tier(text: str) -> channels.TierSpec:
     days = ascii_int(days_text)
     if days is None or not 1 <= days <= 3650:
         raise UsageError(f"--tier {text!r}: DAYS must be a whole number from 1 to 3650")
-    stars = None
+    in_stars = None
     if ":" in rest:
-        stars = ascii_int(stars_text)
-        if stars is None or not 1 <= stars <= MAX_STARS:
-            raise UsageError(f"--tier {text!r}: STARS must be a whole number of Telegram Stars from 1 to {MAX_STARS}")
-    return channels.TierSpec(price, days, stars)
+        in_stars = ascii_int(stars_text)
+        if in_stars is None or not 1 <= in_stars <= stars_rules.MAX_STARS:
+            raise UsageError(f"--tier {text!r}: STARS must be a whole number of Telegram Stars from 1 to {stars_rules.MAX_STARS}")
+    return channels.TierSpec(price, days, in_stars)
 
 
 def parse_chat_id(text: str, option: str) -> int:
@@ -185,8 +183,12 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
             raise UsageError(f"channel {channel.id} has {active} active subscriber(s); add --force (their subscriptions run to their end)")
         async with conn.transaction():
             await channels.remove(conn, channel.id)
+            renewals = await stars_store.renewing_in_channel(conn, channel.id)
+            for user_id, _ in renewals:  # nothing renews a channel off sale: a later charge is refused
+                await stars_store.end_renewal(conn, user_id=user_id, channel_id=channel.id)
             await anomalies.record_operator_action(conn, "channel_remove", f"active subscribers: {active}", channel_id=channel.id)
-        return [f"removed channel {channel.id} from sale" + (f"; {active} subscription(s) run to their end" if active else "")]
+    lines = [f"removed channel {channel.id} from sale" + (f"; {active} subscription(s) run to their end" if active else "")]
+    return lines + (await _cancel_star_renewals(config, renewals) if renewals else [])
 
 
 async def bot_username(config: Config) -> tuple[str, str]:
@@ -238,6 +240,7 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
             found = await orders.for_user(conn, args.user)
             return [
                 f"{o.order_id}\t{o.created_at:%Y-%m-%d %H:%M}\t{o.kind}\tchannel {o.channel_id}\t{texts.money(o.price, o.currency)}\t{o.status}"
+                + (f"\trenews {o.renews_order_id}" if o.renews_order_id else "")
                 for o in found
             ] or [f"no orders for user {args.user}"]
         order = await orders.get(conn, args.order_id)
@@ -245,7 +248,7 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
             raise UsageError(f"no order {args.order_id!r}")
         lines = [
             f"order {order.order_id}: {order.kind}, user {order.user_id}" + (f" (@{order.username})" if order.username else ""),
-            f"  channel {order.channel_id}, {texts.money(order.price, order.currency)} {order.currency}"
+            f"  channel {order.channel_id}, {texts.money(order.price, order.currency)}"
             + (f", {order.days} days" if order.days else "") + f", status {order.status}, paid with {order.rail}"
             + (f", renews order {order.renews_order_id}" if order.renews_order_id else ""),
             f"  created {order.created_at:%Y-%m-%d %H:%M:%S %Z}, invoice {order.invoice_id or '-'} {order.invoice_url or ''}".rstrip(),
@@ -264,6 +267,9 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
                 " recurring" if charge.is_recurring else "")
             lines.append(f"  Stars {via} {charge.received_at:%Y-%m-%d %H:%M:%S} charge {charge.charge_id} {charge.amount} "
                          f"{charge.currency}{renews}: {charge.outcome}{granted}{refunded}")
+        for renewal in await orders.renewals_of(conn, order.order_id):
+            lines.append(f"  renewed by order {renewal.order_id} {renewal.created_at:%Y-%m-%d %H:%M:%S} "
+                         f"({texts.money(renewal.price, renewal.currency)}, {renewal.status})")
         for link in await subscriptions.join_links_for_order(conn, order.order_id):
             approved = f", approved {link.approved_at:%Y-%m-%d %H:%M}" if link.approved_at else ""
             lines.append(f"  join link {link.invite_link} for user {link.user_id}, expires {link.expires_at:%Y-%m-%d %H:%M}{approved}")
@@ -335,6 +341,7 @@ async def refund_command(config: Config, order_id: str) -> list[str]:
             raise UsageError(f"order {order_id} has no Stars charge left to refund (see 'telepayd orders show {order_id}')")
         charge = charges[-1]
         before = await _order_state(conn, order_id)
+        await conn.commit()  # no lock held while Telegram answers
         try:
             async with asyncio.timeout(USERNAME_TIMEOUT_SECONDS):
                 async with build_application(config.telegram).bot as bot:
@@ -345,18 +352,21 @@ async def refund_command(config: Config, order_id: str) -> list[str]:
         except (TelegramError, TimeoutError) as exc:
             raise UsageError(f"Telegram could not be reached to refund charge {charge.charge_id} ({exc or 'timeout'}); "
                              "nothing changed, try again") from None
-        async with conn.transaction():
-            outcome = await stars.apply_refund(conn, charge.charge_id, source="operator")
-            await anomalies.record_operator_action(conn, "stars_refund", f"order {order_id} charge {charge.charge_id}: {outcome}",
-                                                   user_id=order.user_id, channel_id=order.channel_id)
-        after = await _order_state(conn, order_id)
-    lines = [f"refunded {int(charge.amount)} Stars of order {order_id} to user {charge.user_id} (charge {charge.charge_id})",
-             f"  applied by the money rules: {outcome}"]
-    for name, old, new in zip(("order", "payments", "subscription until"), before, after):
-        if name != "payments":
-            lines.append(f"  {name}: {old}" + (f" -> {new}" if new != old else " (unchanged)"))
-    lines.append("  the buyer and the owner are told by the running daemon")
-    return lines
+        try:
+            async with conn.transaction():
+                outcome = await stars_rules.apply_refund(conn, charge.charge_id, source="operator")
+                await anomalies.record_operator_action(conn, "stars_refund", f"order {order_id} charge {charge.charge_id}: {outcome}",
+                                                       user_id=order.user_id, channel_id=order.channel_id)
+            after = await _order_state(conn, order_id)
+        except UNAVAILABLE_ERRORS as exc:
+            raise UsageError(f"Telegram refunded charge {charge.charge_id}, but the database could not record it "
+                             f"({exc.__class__.__name__}): run 'telepayd orders refund {order_id}' again to apply it") from None
+    (status_before, _, end_before), (status_after, _, end_after) = before, after
+    return [f"refunded {int(charge.amount)} Stars of order {order_id} to user {charge.user_id} (charge {charge.charge_id})",
+            f"  applied by the money rules: {outcome}",
+            f"  order: {status_before} -> {status_after}",
+            f"  subscription until: {end_before}" + (f" -> {end_after}" if end_after != end_before else " (unchanged)"),
+            "  the buyer and the owner are told by the running daemon"]
 
 
 async def subscriptions_command(config: Config, args: argparse.Namespace) -> list[str]:
@@ -383,8 +393,38 @@ async def subscriptions_command(config: Config, args: argparse.Namespace) -> lis
             await outbox_store.enqueue_removal(conn, args.user, closed_chat_id=channel.closed_channel_id,
                                                title=channel.title, channel_key=channel.id)
             await sweeps.mark_removed(conn, args.user, channel.id)
+            renewal = await stars_store.renewal_for(conn, args.user, channel.id)
+            await stars_store.end_renewal(conn, user_id=args.user, channel_id=channel.id)  # a later charge is refused
             await anomalies.record_operator_action(conn, "subscription_revoke", "ended now", user_id=args.user, channel_id=channel.id)
-            return [f"subscription of user {args.user} to channel {channel.id} ended now; removal from the channel is queued"]
+    lines = [f"subscription of user {args.user} to channel {channel.id} ended now; removal from the channel is queued"]
+    if renewal is not None and not renewal.canceled:
+        lines += await _cancel_star_renewals(config, [(args.user, renewal.charge_id)])
+    return lines
+
+
+async def _cancel_star_renewals(config: Config, renewals: list[tuple[int, str]]) -> list[str]:
+    """Cancel these Telegram Stars subscriptions (user, first charge) with Telegram, so nobody is charged for
+    access that was taken away; one line for each that Telegram did not cancel (its next charge is then
+    refused and recorded as an anomaly, to refund with 'telepayd orders refund')."""
+    from telegram.error import TelegramError
+
+    from .bot import build_application
+
+    lines = []
+    try:
+        async with asyncio.timeout(USERNAME_TIMEOUT_SECONDS + len(renewals)):
+            async with build_application(config.telegram).bot as bot:
+                for user_id, charge_id in renewals:
+                    try:
+                        await bot.edit_user_star_subscription(user_id, charge_id, is_canceled=True)
+                    except TelegramError as exc:
+                        lines.append(f"  the Telegram Stars renewal of user {user_id} could not be cancelled ({exc}); "
+                                     "its next charge will be refused: refund it with 'telepayd orders refund'")
+    except (TelegramError, TimeoutError) as exc:
+        return [f"  Telegram could not be reached to cancel {len(renewals)} Telegram Stars renewal(s) ({exc or 'timeout'}); "
+                "their next charges will be refused: refund them with 'telepayd orders refund'"]
+    cancelled = len(renewals) - len(lines)
+    return ([f"  {cancelled} Telegram Stars renewal(s) cancelled with Telegram"] if cancelled else []) + lines
 
 
 async def set_webhook_command(config: Config) -> list[str]:

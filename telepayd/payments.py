@@ -122,7 +122,8 @@ async def apply_ipn(conn: AsyncConnection, ipn: Ipn, body: str, config: Config, 
     return outcome
 
 
-async def _anomaly(conn: AsyncConnection, kind: str, detail: str, order_id: str) -> None:
+async def anomaly(conn: AsyncConnection, kind: str, detail: str, order_id: str | None) -> None:
+    """A decision off the happy path: a row in ``anomalies`` and a WARNING line."""
     logger.warning("anomaly %s: %s", kind, detail)
     await anomalies.record(conn, kind, detail, order_id=order_id)
 
@@ -130,10 +131,10 @@ async def _anomaly(conn: AsyncConnection, kind: str, detail: str, order_id: str)
 async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     order = await orders.get(conn, ipn.order_id, for_update=True)  # serialises every IPN of one order
     if order is None:
-        await _anomaly(conn, "unknown_order", f"IPN for unknown order {ipn.order_id!r} (payment {ipn.payment_id})", ipn.order_id)
+        await anomaly(conn, "unknown_order", f"IPN for unknown order {ipn.order_id!r} (payment {ipn.payment_id})", ipn.order_id)
         return "unknown_order"
     if ipn.price_amount != order.price or ipn.price_currency != order.currency:
-        await _anomaly(
+        await anomaly(
             conn, "price_mismatch",
             f"order {order.order_id}: IPN says {ipn.price_amount} {ipn.price_currency}, order is {order.price} {order.currency}"
             f" (payment {ipn.payment_id}, status {ipn.payment_status})",
@@ -143,7 +144,7 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
 
     payment = await payments.get_for_update(conn, ipn.payment_id)
     if payment is not None and payment.order_id != order.order_id:
-        await _anomaly(conn, "payment_order_mismatch", f"payment {ipn.payment_id} moved from {payment.order_id} to {order.order_id}", order.order_id)
+        await anomaly(conn, "payment_order_mismatch", f"payment {ipn.payment_id} moved from {payment.order_id} to {order.order_id}", order.order_id)
         return "payment_order_mismatch"
     ignored = ignored_because(payment.status if payment is not None else None, ipn.payment_status)
     if ignored:
@@ -154,7 +155,7 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
     )
     channel = await channels.get(conn, order.channel_id)
     if channel is None:  # orders reference channels, which are only ever soft-removed: a damaged database
-        await _anomaly(conn, "unknown_channel", f"order {order.order_id} names channel {order.channel_id}, which does not exist", order.order_id)
+        await anomaly(conn, "unknown_channel", f"order {order.order_id} names channel {order.channel_id}, which does not exist", order.order_id)
         return "unknown_channel"
     status = ipn.payment_status
     if status == "finished":

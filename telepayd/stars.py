@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 
 from .config import Config
 from . import payments, texts
-from .store import anomalies, channels, orders
+from .store import channels, orders
 from .store import stars as stars_store
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ SUBSCRIPTION_PERIOD_SECONDS = 30 * 86400  # ...as createInvoiceLink's subscripti
 MAX_STARS = 10000  # Telegram's cap for one price
 MAX_CHARGE_ID = 256
 # Outcomes that refuse a charge (an anomaly is recorded): nothing was granted.
-REFUSALS = frozenset({"unknown_order", "price_mismatch", "user_mismatch", "unknown_channel"})
+REFUSALS = frozenset({"unknown_order", "price_mismatch", "user_mismatch", "unknown_channel", "renewal_refused"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class StarsPayment:
     currency: str
     amount: int
     is_recurring: bool = False
+    is_first_recurring: bool | None = None  # None: not told (a transaction found by the sweep)
     subscription_until: datetime | None = None
     username: str | None = None
 
@@ -60,8 +61,11 @@ def subscription_invoice(order: orders.Order) -> bool:
     return order.kind == "subscription" and order.days == SUBSCRIPTION_DAYS
 
 
-def precheckout_refusal(order: orders.Order | None, *, user_id: int, currency: str, total_amount: int) -> str | None:
-    """Why Telegram must not charge this pre-checkout (a short text for the buyer), or None to let it."""
+def precheckout_refusal(order: orders.Order | None, *, user_id: int, currency: str, total_amount: int,
+                        renews_already: bool = False) -> str | None:
+    """Why Telegram must not charge this pre-checkout (a short text for the buyer), or None to let it.
+    ``renews_already``: the buyer's access to the order's channel is renewed by a Stars subscription already
+    (a second one would charge them twice a month)."""
     if order is None or order.rail != "stars":
         return texts.PRECHECKOUT_UNKNOWN
     if order.user_id != user_id:
@@ -70,7 +74,14 @@ def precheckout_refusal(order: orders.Order | None, *, user_id: int, currency: s
         return texts.PRECHECKOUT_CLOSED
     if currency != CURRENCY or Decimal(total_amount) != order.price:
         return texts.PRECHECKOUT_PRICE
+    if renews_already and subscription_invoice(order):
+        return texts.PRECHECKOUT_RENEWS_ALREADY
     return None
+
+
+def storable(text: str, limit: int) -> str:
+    """Telegram's text as PostgreSQL can keep it (no NUL), cut to ``limit`` characters."""
+    return text[:limit].replace("\x00", "\ufffd")
 
 
 async def apply_charge(conn: AsyncConnection, payment: StarsPayment, body: str, config: Config, *, source: str) -> str:
@@ -88,58 +99,57 @@ async def apply_charge(conn: AsyncConnection, payment: StarsPayment, body: str, 
     return outcome
 
 
-async def _anomaly(conn: AsyncConnection, kind: str, detail: str, order_id: str | None) -> None:
-    logger.warning("anomaly %s: %s", kind, detail)
-    await anomalies.record(conn, kind, detail, order_id=order_id)
-
-
 async def _apply(conn: AsyncConnection, p: StarsPayment, config: Config) -> tuple[str, str | None]:
-    order = await orders.get(conn, p.payload, for_update=True)
+    order = await orders.get(conn, p.payload, for_update=True) if orders.looks_like_order_id(p.payload) else None
     if order is None or order.rail != "stars":
-        await _anomaly(conn, "unknown_order", f"Stars charge {p.charge_id} of user {p.user_id} names no Stars order "
-                       f"({p.payload[:64]!r}, {p.amount} {p.currency})", order.order_id if order else None)
+        await payments.anomaly(conn, "unknown_order", f"Stars charge {p.charge_id} of user {p.user_id} names no Stars order "
+                               f"({p.payload[:64]!r}, {p.amount} {p.currency})", order.order_id if order else None)
         return "unknown_order", None
     if p.currency != CURRENCY or Decimal(p.amount) != order.price:
-        await _anomaly(conn, "price_mismatch", f"order {order.order_id}: Stars charge {p.charge_id} is {p.amount} "
-                       f"{p.currency}, the order is {int(order.price)} {CURRENCY}", order.order_id)
+        await payments.anomaly(conn, "price_mismatch", f"order {order.order_id}: Stars charge {p.charge_id} is {p.amount} "
+                               f"{p.currency}, the order is {int(order.price)} {CURRENCY}", order.order_id)
         return "price_mismatch", order.order_id
     if p.user_id != order.user_id:
-        await _anomaly(conn, "user_mismatch", f"order {order.order_id} of user {order.user_id} was paid in Stars by user "
-                       f"{p.user_id} (charge {p.charge_id}); nothing granted, refund it with 'telepayd orders refund'",
-                       order.order_id)
+        await payments.anomaly(conn, "user_mismatch", f"order {order.order_id} of user {order.user_id} was paid in Stars by "
+                               f"user {p.user_id} (charge {p.charge_id}); nothing granted, refund it with 'telepayd orders refund'",
+                               order.order_id)
         return "user_mismatch", order.order_id
     channel = await channels.get(conn, order.channel_id)
     if channel is None:  # orders reference channels, which are only ever soft-removed: a damaged database
-        await _anomaly(conn, "unknown_channel", f"order {order.order_id} names channel {order.channel_id}, which does not exist", order.order_id)
+        await payments.anomaly(conn, "unknown_channel", f"order {order.order_id} names channel {order.channel_id}, which does not exist", order.order_id)
         return "unknown_channel", order.order_id
 
-    renewal = order.status in ("paid", "refunded")
-    if renewal:
-        # The order was paid before: this charge pays a new order of the same plan, linked to the first.
-        first = order.renews_order_id or order.order_id
+    first = order.renews_order_id or order.order_id
+    renewal = False
+    if order.status in ("paid", "refunded"):
+        # The order was paid before: this charge is a renewal (a later charge of its Stars subscription), or
+        # a second payment of the same invoice. Either way it pays a new order of the same plan, linked to the first.
+        renewal = p.is_recurring and p.is_first_recurring is not True
+        if renewal and await stars_store.renewal_for(conn, order.user_id, channel.id) is None:
+            # Its renewal was ended here (a revoke, a refund, the channel taken off sale): not granted again.
+            await payments.anomaly(conn, "stars_renewal_refused", f"Stars charge {p.charge_id} renews order {first} of user "
+                                   f"{order.user_id}, whose renewal was ended (revoked, refunded or off sale): nothing granted; "
+                                   "refund it with 'telepayd orders refund'", first)
+            return "renewal_refused", order.order_id
         order = await orders.create(
             conn, order_id=orders.new_order_id(), kind=order.kind, user_id=order.user_id, username=p.username or order.username,
             channel_id=order.channel_id, tier_id=order.tier_id, days=order.days, price=order.price, rail="stars",
             renews_order_id=first,
         )
-        if not p.is_recurring:  # pre-checkout refuses a paid order: a race, or a payment of an old link
-            await _anomaly(conn, "stars_repeat_payment", f"order {first} was paid again in Stars (charge {p.charge_id}, not a "
-                           f"subscription renewal); granted as order {order.order_id}", first)
-    ends_at = await payments.grant(conn, order, channel, config, renewal=renewal and p.is_recurring)
+        if not renewal:  # pre-checkout refuses a paid order: a race of two devices, or an old link
+            await payments.anomaly(conn, "stars_repeat_payment", f"order {first} was paid again in Stars (charge {p.charge_id}"
+                                   f"{', a second subscription' if p.is_recurring else ''}); granted as order {order.order_id}", first)
+    ends_at = await payments.grant(conn, order, channel, config, renewal=renewal)
     if ends_at is not None and order.days:
         await stars_store.set_granted(conn, p.charge_id, ends_at - timedelta(days=order.days), ends_at)
     else:
         await stars_store.set_granted(conn, p.charge_id, None, None)
-    if p.is_recurring and order.kind == "subscription":
-        # editUserStarSubscription names a subscription by its first charge: keep that one.
-        chain = p.charge_id
-        if renewal:
-            current = await stars_store.renewal_for(conn, order.user_id, channel.id)
-            first_charges = await stars_store.for_order(conn, order.renews_order_id or order.order_id)
-            chain = current.charge_id if current is not None else (first_charges[0].charge_id if first_charges else chain)
+    if p.is_recurring and order.kind == "subscription" and (renewal or order.renews_order_id is None):
+        # editUserStarSubscription names a subscription by its first charge.
+        chain = p.charge_id if not renewal else (await stars_store.first_charge(conn, first) or p.charge_id)
         await stars_store.set_renewal(conn, user_id=order.user_id, channel_id=channel.id, charge_id=chain,
                                       until=p.subscription_until)
-    return ("renewed" if renewal and p.is_recurring else "granted"), order.order_id
+    return ("renewed" if renewal else "granted"), order.order_id
 
 
 async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str) -> str:
@@ -147,7 +157,7 @@ async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str) ->
     what is left of what it bought, once, and tell the buyer and the owner."""
     charge = await stars_store.get(conn, charge_id, for_update=True)
     if charge is None:
-        await _anomaly(conn, "unknown_refund", f"a refund ({source}) of Stars charge {charge_id[:64]!r}, which was never recorded", None)
+        await payments.anomaly(conn, "unknown_refund", f"a refund ({source}) of Stars charge {charge_id[:64]!r}, which was never recorded", None)
         return "unknown_charge"
     if not await stars_store.mark_refunded(conn, charge_id):
         return "duplicate"

@@ -52,7 +52,8 @@ class StarsSweep:
             wait = float(self._config().stars.sweep_interval_seconds)
             try:
                 bot = self._bot()
-                if self._ready() and bot is not None and self._config().stars.enabled is not False:
+                # Also with [stars] enabled = false: Stars already sold may still have a payment or refund to apply.
+                if self._ready() and bot is not None:
                     await self.sweep_once(bot)
                     self._backoff.reset()
             except (PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
@@ -66,44 +67,68 @@ class StarsSweep:
         """One round, if this daemon holds the lock and any Stars order exists; return how many lost payments
         it applied. One connection throughout (the lock's session), so the sweep never holds two."""
         async with self._pool.connection() as conn:
-            if not await orders.any_stars_order(conn):
-                return 0
-            if not await locks.try_lock(conn, locks.STARS_LOCK):
-                return 0
+            # Autocommit: the lock is the session's, reads hold no transaction across Telegram's answers, and
+            # each payment applied is a transaction of its own.
+            await conn.set_autocommit(True)
             try:
-                return await self._round(conn, bot)
+                if not await orders.any_stars_order(conn) or not await locks.try_lock(conn, locks.STARS_LOCK):
+                    return 0
+                try:
+                    return await self._round(conn, bot)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await locks.unlock(conn, locks.STARS_LOCK)
             finally:
                 with contextlib.suppress(Exception):
-                    await locks.unlock(conn, locks.STARS_LOCK)
+                    await conn.set_autocommit(False)
 
     async def _round(self, conn, bot: Bot) -> int:
         position = await stars_store.sweep_position(conn)
         start = max(0, position - PAGE)
-        seen = {}
+        # A refund has the id of the charge it refunds: keyed by (id, incoming or not).
+        seen: dict[tuple[str, bool], object] = {}
         if start > 0:  # the newest, should Telegram list them first
             for transaction in (await bot.get_star_transactions(offset=0, limit=PAGE)).transactions:
-                seen[transaction.id] = transaction
+                seen[(transaction.id, transaction.source is not None)] = transaction
         offset = start
         for _ in range(MAX_PAGES_PER_ROUND):
             page = (await bot.get_star_transactions(offset=offset, limit=PAGE)).transactions
             for transaction in page:
-                seen.setdefault(transaction.id, transaction)
+                seen.setdefault((transaction.id, transaction.source is not None), transaction)
             offset += len(page)
             if len(page) < PAGE:
                 break
         found = [p for p in map(_payment, seen.values()) if p is not None]
+        refunds = [stars.storable(t.id, stars.MAX_CHARGE_ID) for t in seen.values() if _is_refund(t)]
         applied = 0
         if found:
             known = await stars_store.known(conn, [payment.charge_id for payment, _ in found])
-            ours = await orders.stars_orders_among(conn, list({payment.payload for payment, _ in found}))
+            # Payments of other payloads (history from before telepayd, other bots' shapes) are not ours to judge.
+            ours = await orders.stars_orders_among(conn, list({p.payload for p, _ in found if orders.looks_like_order_id(p.payload)}))
             for payment, body in found:
-                # Payments of other bots' payloads (history from before telepayd) are not ours to judge.
                 if payment.charge_id not in known and payment.payload in ours:
                     applied += await self._apply(conn, payment, body)
+        if refunds:
+            for charge_id in await stars_store.refundable(conn, refunds):
+                applied += await self._refund(conn, charge_id)
         await stars_store.set_sweep_position(conn, max(offset, position))
         if applied:
             self._wake_outbox()
         return applied
+
+    async def _refund(self, conn, charge_id: str) -> int:
+        """A refund whose ``refunded_payment`` message was lost: the refund rule, once."""
+        try:
+            async with conn.transaction():
+                outcome = await stars.apply_refund(conn, charge_id, source="sweep")
+        except (PoolTimeout, *UNAVAILABLE_ERRORS):
+            raise
+        except Exception as exc:
+            self._on_error("stars sweep", exc)
+            return 0
+        self._on_outcome(outcome)
+        logger.warning("Stars sweep: the refund of charge %s had not been recorded (its update was lost): %s", charge_id, outcome)
+        return 1
 
     async def _apply(self, conn, payment: stars.StarsPayment, body: str) -> int:
         """One lost payment, in its own transaction: one that fails is logged and the round goes on."""
@@ -129,9 +154,17 @@ def _payment(transaction) -> tuple[stars.StarsPayment, str] | None:
     if not source.invoice_payload or not transaction.id or transaction.amount <= 0:
         return None
     payment = stars.StarsPayment(
-        charge_id=transaction.id[: stars.MAX_CHARGE_ID], payload=source.invoice_payload[:128], user_id=source.user.id,
+        charge_id=stars.storable(transaction.id, stars.MAX_CHARGE_ID), payload=stars.storable(source.invoice_payload, 128),
+        user_id=source.user.id,
         currency=stars.CURRENCY, amount=transaction.amount, is_recurring=source.subscription_period is not None,
         subscription_until=(transaction.date + source.subscription_period) if source.subscription_period else None,
         username=source.user.username,
     )
-    return payment, json.dumps(transaction.to_dict(), sort_keys=True, default=str)
+    return payment, stars.storable(json.dumps(transaction.to_dict(), sort_keys=True, default=str), 10_000)
+
+
+def _is_refund(transaction) -> bool:
+    """An invoice payment given back to its user (its id is the charge's)."""
+    receiver = transaction.receiver
+    return (transaction.source is None and isinstance(receiver, TransactionPartnerUser)
+            and receiver.transaction_type == PartnerTypes.INVOICE_PAYMENT and bool(transaction.id))

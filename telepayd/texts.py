@@ -377,6 +377,11 @@ PRECHECKOUT_NOT_YOURS = "This invoice was made for another Telegram account. Ple
 PRECHECKOUT_CLOSED = "This invoice was already paid or has expired. /status shows your access; /start to buy again."
 PRECHECKOUT_PRICE = "The amount does not match this invoice. Please pick a plan again with /start."
 PRECHECKOUT_BUSY = "We could not check this invoice right now. Please try again in a minute; nothing was charged."
+PRECHECKOUT_RENEWS_ALREADY = (
+    "You already have a Stars subscription to this channel that renews every 30 days. /status to manage it.")
+STARS_RENEWS_ALREADY = (
+    "You already have a Telegram Stars subscription to this channel that renews every 30 days, so a second one "
+    "would charge you twice. /status manages it; crypto and the other plans are open to you.")
 PRECHECKOUT_OFF = "Payments in Telegram Stars are switched off. Please pay with crypto via /start."
 
 

@@ -367,3 +367,89 @@ def test_with_the_database_lost_a_pre_checkout_is_answered_and_a_charge_is_not_l
     assert [c["params"]["name"] for c in links] == [order_id]
     assert db(config_files, "SELECT charge_id, source, outcome FROM stars_charges") == [(charge["charge_id"], "sweep", "granted")]
     assert "Traceback" not in daemon.log()
+
+
+def test_a_revoke_cancels_the_renewal_and_a_later_charge_is_refused(config_files, start_daemon, emulator):
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
+    join(emulator, alice, order_id)
+    revoked = telepayd(config_files, "subscriptions", "revoke", "--user", str(ALICE), "--channel", str(key))
+    assert revoked.returncode == 0, revoked.stderr
+    assert "1 Telegram Stars renewal(s) cancelled with Telegram" in revoked.stdout
+    (call,) = emulator.calls("editUserStarSubscription")
+    assert call["params"]["is_canceled"] is True and call["params"]["telegram_payment_charge_id"] == paid["charge_id"]
+    emulator.wait_calls("unbanChatMember")
+    # Telegram charged anyway (it had not seen the cancel): nothing is granted back, the operator is told.
+    renew_stars(emulator, alice, order_id, 500)
+    wait_for(lambda: db(config_files, "SELECT count(*) FROM stars_charges") == [(2,)], what="the renewal recorded")
+    time.sleep(1)
+    assert db(config_files, "SELECT outcome FROM stars_charges ORDER BY received_at") == [("granted",), ("renewal_refused",)]
+    assert subscription_end(config_files) <= datetime.now(timezone.utc)
+    assert len(emulator.calls("createChatInviteLink")) == 1
+    assert ("stars_renewal_refused",) in db(config_files, "SELECT kind FROM anomalies")
+
+
+def test_removing_a_channel_cancels_its_renewals(config_files, start_daemon, emulator):
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
+    removed = telepayd(config_files, "channels", "remove", str(key), "--force")
+    assert removed.returncode == 0, removed.stderr
+    assert "1 Telegram Stars renewal(s) cancelled with Telegram" in removed.stdout
+    assert emulator.star_charges()[paid["charge_id"]]["canceled"] is True
+    assert db(config_files, "SELECT renewal_charge_id FROM subscriptions") == [(None,)]
+
+
+def test_a_second_stars_subscription_to_the_same_channel_is_not_sold(config_files, start_daemon, emulator):
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator, "9.99:30:500", "24.99:90:1300")
+    # The plans again: the 30-day plan in Stars is refused (it would charge twice a month)...
+    assert alice.press(f"xtr:{key}:{db(config_files, 'SELECT tier_id FROM orders')[0][0]}") == 200
+    assert emulator.wait_calls("editMessageText", where=lambda p: "would charge you twice" in p.get("text", ""))
+    assert len(emulator.calls("createInvoiceLink")) == 1
+    # ...and so is the old invoice of a second one, at the pre-checkout.
+    with psycopg.connect(config_files.dsn) as conn:
+        conn.execute("INSERT INTO orders (order_id, kind, user_id, channel_id, tier_id, days, price, currency, rail, status)"
+                     " SELECT 'tp_aaaaaaaaaaaaaaaaaaaa', kind, user_id, channel_id, tier_id, days, price, currency, rail, 'invoiced'"
+                     " FROM orders WHERE order_id = %s", [order_id])
+    status, query_id = alice.pre_checkout("tp_aaaaaaaaaaaaaaaaaaaa", 500)
+    assert "already have a Stars subscription" in emulator.precheckout_answer(query_id)["error_message"]
+    # A first charge of a second subscription that got through anyway (two devices at once) is granted and
+    # reported; the renewal tracked stays the first one.
+    second = emulator.star_charge(ALICE, order_id, 500, period=MONTH)
+    assert alice.successful_payment(order_id, 500, second["charge_id"], is_recurring=True, is_first_recurring=True,
+                                    subscription_expiration_date=second["subscription_expiration_date"]) == 200
+    wait_for(lambda: ("stars_repeat_payment",) in db(config_files, "SELECT kind FROM anomalies"), what="the anomaly")
+    assert db(config_files, "SELECT renewal_charge_id FROM subscriptions") == [(paid["charge_id"],)]
+    assert near(subscription_end(config_files), 60)
+
+
+def test_a_renewal_in_the_grace_day_keeps_the_member_without_a_new_link(config_files, start_daemon, emulator):
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
+    join(emulator, alice, order_id)
+    with psycopg.connect(config_files.dsn) as conn:
+        conn.execute("UPDATE subscriptions SET ends_at = now() - interval '5 minutes'")
+    renew_stars(emulator, alice, order_id, 500)
+    assert emulator.wait_calls("sendMessage", where=lambda p: to(ALICE)(p) and "renewed" in p["text"])
+    assert len(emulator.calls("createChatInviteLink")) == 1
+    assert near(subscription_end(config_files), 30)
+
+
+def test_the_sweep_applies_a_lost_refund_and_is_not_stopped_by_odd_history(config_files, start_daemon, emulator, admin_dsn):
+    config_files.settings = FAST_SWEEPS
+    config_files.write()
+    # History from before telepayd: a payload PostgreSQL cannot even store, and one of another shape.
+    emulator.star_charge(ALICE, "old\x00payload", 50)
+    emulator.star_charge(ALICE, "another-bot-order-17", 50)
+    daemon, alice, key, paid, order_id = bought(config_files, start_daemon, emulator)
+    # The refund's message is lost (the daemon was down): Telegram's transactions still show it.
+    name = psycopg.conninfo.conninfo_to_dict(config_files.dsn)["dbname"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+    refunded = emulator._call("POST", "/bot123:abc/refundStarPayment", {"user_id": ALICE, "telegram_payment_charge_id": paid["charge_id"]})
+    assert refunded["ok"] is True  # refunded at Telegram (by the owner, elsewhere)
+    assert alice.refunded_payment(order_id, 500, paid["charge_id"]) == 200
+    time.sleep(1)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    wait_for(lambda: db(config_files, "SELECT status FROM orders") == [("refunded",)], timeout=60, what="the refund applied")
+    assert subscription_end(config_files) <= datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert "Traceback" not in daemon.log()
+    assert db(config_files, "SELECT count(*) FROM stars_charges") == [(1,)]  # the odd history was left alone

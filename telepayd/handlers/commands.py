@@ -500,17 +500,10 @@ class Handlers(StarsHandlers):
                             await keypads.finish(conn, user.id)  # crypto or Stars: the buttons carry the amount
                             edit = (texts.donation_choose(channel.title, amount),
                                     keyboards.choose_donation_rail(channel.id, int(amount * 100), amount, in_stars))
-                        elif order := await orders.find_reusable_donation(conn, user_id=user.id, channel_id=channel.id, price=amount):
-                            await keypads.finish(conn, user.id)  # the same donation again: its invoice is reused
-                        elif await self._too_many_invoices(conn, user.id):
-                            toast = texts.TOO_MANY_INVOICES
                         else:
-                            await keypads.finish(conn, user.id)
-                            order = await orders.create(
-                                conn, order_id=orders.new_order_id(), kind="donation", user_id=user.id, username=user.username,
-                                channel_id=channel.id, tier_id=None, days=None, price=amount,
-                            )
-                            logger.info("order %s created: donation of %s by user %s to channel %s", order.order_id, amount, user.id, channel.id)
+                            order, toast = await self._donation_order(conn, user, channel, amount, "nowpayments")
+                            if order is not None:
+                                await keypads.finish(conn, user.id)
                     else:
                         typed = keypad.press(session.amount, key)
                         if typed == session.amount:
@@ -525,6 +518,20 @@ class Handlers(StarsHandlers):
         await query.answer(toast)
         if order is not None and channel is not None:
             await self._invoice_donation(update, order, channel)
+
+    async def _donation_order(self, conn, user, channel: channels.Channel, price, rail: str) -> tuple[orders.Order | None, str | None]:
+        """The open donation order of the last hour for this amount and rail (its invoice is reused), or a new
+        one; (None, why not) when the user opened too many invoices. In the caller's transaction."""
+        order = await orders.find_reusable_donation(conn, user_id=user.id, channel_id=channel.id, price=price, rail=rail)
+        if order is not None:
+            return order, None
+        if await self._too_many_invoices(conn, user.id):
+            return None, texts.TOO_MANY_INVOICES
+        order = await orders.create(conn, order_id=orders.new_order_id(), kind="donation", user_id=user.id, username=user.username,
+                                    channel_id=channel.id, tier_id=None, days=None, price=price, rail=rail)
+        logger.info("order %s created: donation of %s %s by user %s to channel %s", order.order_id, price, order.currency,
+                    user.id, channel.id)
+        return order, None
 
     async def _donation_in_stars(self, conn, amount) -> int | None:
         """The Stars price of a donation of ``amount`` USD when donations may be paid in Stars, else None."""

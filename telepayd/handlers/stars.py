@@ -55,15 +55,22 @@ class StarsHandlers:
         refusal: str | None
         if self._stars_setting() is False:
             refusal = texts.PRECHECKOUT_OFF
+        elif not orders.looks_like_order_id(query.invoice_payload):
+            refusal = texts.PRECHECKOUT_UNKNOWN
         else:
             try:
                 async with asyncio.timeout(PRECHECKOUT_DATABASE_SECONDS):
                     async with self._pool.connection() as conn:
-                        order = await orders.get(conn, query.invoice_payload) if len(query.invoice_payload) <= 64 else None
+                        order = await orders.get(conn, query.invoice_payload)
+                        renews = order is not None and await stars_store.renewal_for(
+                            conn, query.from_user.id, order.channel_id, running=True) is not None
                 refusal = stars.precheckout_refusal(order, user_id=query.from_user.id, currency=query.currency,
-                                                    total_amount=query.total_amount)
+                                                    total_amount=query.total_amount, renews_already=renews)
             except (TimeoutError, StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
                 logger.warning("pre-checkout %s refused: the database did not answer (%s)", query.id, exc.__class__.__name__)
+                refusal = texts.PRECHECKOUT_BUSY
+            except Exception as exc:  # whatever happens, Telegram gets an answer (else the buyer waits 10 s for nothing)
+                self.deps.runtime.metrics.log_error(logger, "a pre-checkout", exc)
                 refusal = texts.PRECHECKOUT_BUSY
         if refusal is None:
             logger.info("pre-checkout of order %s by user %s: ok (%d %s)", query.invoice_payload, query.from_user.id,
@@ -82,12 +89,13 @@ class StarsHandlers:
         if paid is None or message.from_user is None:
             return
         payment = stars.StarsPayment(
-            charge_id=paid.telegram_payment_charge_id[: stars.MAX_CHARGE_ID], payload=paid.invoice_payload[:128],
-            user_id=message.from_user.id, currency=paid.currency, amount=paid.total_amount,
-            is_recurring=bool(paid.is_recurring), subscription_until=paid.subscription_expiration_date,
+            charge_id=stars.storable(paid.telegram_payment_charge_id, stars.MAX_CHARGE_ID),
+            payload=stars.storable(paid.invoice_payload, 128), user_id=message.from_user.id,
+            currency=stars.storable(paid.currency, 16), amount=paid.total_amount, is_recurring=bool(paid.is_recurring),
+            is_first_recurring=paid.is_first_recurring, subscription_until=paid.subscription_expiration_date,
             username=message.from_user.username,
         )
-        body = json.dumps(paid.to_dict(), sort_keys=True, default=str)
+        body = stars.storable(json.dumps(paid.to_dict(), sort_keys=True, default=str), 10_000)
         try:
             async with self._pool.connection() as conn:
                 async with conn.transaction():
@@ -111,9 +119,15 @@ class StarsHandlers:
         refunded = message.refunded_payment if message is not None else None
         if refunded is None:
             return
-        async with self._pool.connection() as conn:
-            async with conn.transaction():
-                outcome = await stars.apply_refund(conn, refunded.telegram_payment_charge_id[: stars.MAX_CHARGE_ID], source="update")
+        charge_id = stars.storable(refunded.telegram_payment_charge_id, stars.MAX_CHARGE_ID)
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.transaction():
+                    outcome = await stars.apply_refund(conn, charge_id, source="update")
+        except (StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
+            logger.warning("refund of Stars charge %s could not be recorded now (%s); the Stars sweep will apply it",
+                           charge_id[:64], exc.__class__.__name__)
+            return
         self.deps.runtime.metrics.instruments.stars_payment(outcome)
         logger.info("refunded Stars charge %s: %s", refunded.telegram_payment_charge_id[:64], outcome)
         self.deps.wake_outbox()
@@ -137,7 +151,9 @@ class StarsHandlers:
         order = None
         async with self._pool.connection() as conn:
             channel, tier = await self._channel_and_tier(conn, channel_key, tier_id)
-            if tier is not None and self.stars_offered(tier):
+            renews = tier is not None and tier.days == stars.SUBSCRIPTION_DAYS and await stars_store.renewal_for(
+                conn, user.id, channel.id, running=True) is not None
+            if tier is not None and self.stars_offered(tier) and not renews:
                 async with conn.transaction():
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail="stars")
                     if order is None and not await self._too_many_invoices(conn, user.id):
@@ -152,6 +168,8 @@ class StarsHandlers:
         elif tier is None or not self.stars_offered(tier):
             await self._reply(update, texts.STALE_BUTTON)
             await self._show_loaded_channel(update, channel, edit=False)
+        elif renews:
+            await self._show(update, texts.STARS_RENEWS_ALREADY, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
         elif order is None:
             await self._show(update, texts.TOO_MANY_INVOICES, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
         else:
@@ -208,16 +226,7 @@ class StarsHandlers:
                 refusal = texts.STARS_OFF
             else:
                 async with conn.transaction():
-                    order = await orders.find_reusable_donation(conn, user_id=user.id, channel_id=channel.id, price=price, rail=rail)
-                    if order is None and await self._too_many_invoices(conn, user.id):
-                        refusal = texts.TOO_MANY_INVOICES
-                    elif order is None:
-                        order = await orders.create(
-                            conn, order_id=orders.new_order_id(), kind="donation", user_id=user.id, username=user.username,
-                            channel_id=channel.id, tier_id=None, days=None, price=price, rail=rail,
-                        )
-                        logger.info("order %s created: donation of %s %s by user %s to channel %s", order.order_id, price,
-                                    order.currency, user.id, channel.id)
+                    order, refusal = await self._donation_order(conn, user, channel, price, rail)
         if refusal is not None or order is None or channel is None:
             await self._show(update, refusal or texts.BUSY, None, edit=True)
         elif rail == "stars":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,14 @@ class Order:
     def is_open(self) -> bool:
         """Not paid, failed, expired or refunded yet: an invoice for it may still be paid."""
         return self.status in ("created", "invoiced")
+
+
+ORDER_ID = re.compile(r"tp_[0-9a-f]{20}")
+
+
+def looks_like_order_id(text: str) -> bool:
+    """The shape of our order ids (an invoice payload of ours): anything else is not looked up."""
+    return ORDER_ID.fullmatch(text) is not None
 
 
 def new_order_id() -> str:
@@ -178,3 +187,10 @@ async def any_stars_order(conn: AsyncConnection) -> bool:
     cursor = await conn.execute("SELECT EXISTS (SELECT 1 FROM orders WHERE rail = 'stars')")
     row = await cursor.fetchone()
     return bool(row and row[0])
+
+
+async def renewals_of(conn: AsyncConnection, order_id: str) -> list[Order]:
+    """The Stars renewals of ``order_id`` (each a paid order of its own), oldest first."""
+    cursor = conn.cursor(row_factory=class_row(Order))
+    await cursor.execute(f"SELECT {_COLUMNS} FROM orders WHERE renews_order_id = %s ORDER BY created_at", [order_id])
+    return await cursor.fetchall()

@@ -90,6 +90,29 @@ async def mark_refunded(conn: AsyncConnection, charge_id: str) -> bool:
     return await cursor.fetchone() is not None
 
 
+async def refundable(conn: AsyncConnection, charge_ids: list[str]) -> set[str]:
+    """Which of ``charge_ids`` are recorded and not refunded yet."""
+    cursor = await conn.execute("SELECT charge_id FROM stars_charges WHERE charge_id = ANY(%s) AND refunded_at IS NULL",
+                                [charge_ids])
+    return {row[0] for row in await cursor.fetchall()}
+
+
+async def first_charge(conn: AsyncConnection, order_id: str) -> str | None:
+    """The charge that paid ``order_id`` first (a Stars subscription is named by it)."""
+    cursor = await conn.execute(
+        "SELECT charge_id FROM stars_charges WHERE order_id = %s ORDER BY received_at LIMIT 1", [order_id])
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def renewing_in_channel(conn: AsyncConnection, channel_id: int) -> list[tuple[int, str]]:
+    """(user, first charge) of every subscription to the channel that a Stars subscription renews."""
+    cursor = await conn.execute(
+        "SELECT user_id, renewal_charge_id FROM subscriptions WHERE channel_id = %s AND renewal_charge_id IS NOT NULL"
+        " AND NOT renewal_canceled", [channel_id])
+    return [(int(row[0]), row[1]) for row in await cursor.fetchall()]
+
+
 async def known(conn: AsyncConnection, charge_ids: list[str]) -> set[str]:
     """Which of ``charge_ids`` are recorded."""
     cursor = await conn.execute("SELECT charge_id FROM stars_charges WHERE charge_id = ANY(%s)", [charge_ids])
@@ -105,10 +128,12 @@ async def set_renewal(conn: AsyncConnection, *, user_id: int, channel_id: int, c
     )
 
 
-async def renewal_for(conn: AsyncConnection, user_id: int, channel_id: int) -> Renewal | None:
+async def renewal_for(conn: AsyncConnection, user_id: int, channel_id: int, *, running: bool = False) -> Renewal | None:
+    """The Stars subscription of the user's access to the channel; ``running``: only while that access runs."""
     cursor = await conn.execute(
         "SELECT renewal_charge_id, renewal_until, renewal_canceled FROM subscriptions"
-        " WHERE user_id = %s AND channel_id = %s AND renewal_charge_id IS NOT NULL",
+        " WHERE user_id = %s AND channel_id = %s AND renewal_charge_id IS NOT NULL"
+        + (" AND ends_at > now()" if running else ""),
         [user_id, channel_id],
     )
     row = await cursor.fetchone()

@@ -175,13 +175,14 @@ async def is_active(conn: AsyncConnection, user_id: int, channel_id: int) -> boo
 
 
 async def is_member(conn: AsyncConnection, user_id: int, channel_id: int) -> bool:
-    """Whether the user is in the closed channel as far as we know: their access runs, they were not removed,
-    and their latest join link there was approved. A renewal then needs no new join link."""
+    """Whether the user is in the closed channel as far as we know: they were not removed (their access may
+    have just ended: a renewal's grace day) and their latest join link there was approved. A renewal then
+    needs no new join link."""
     cursor = await conn.execute(
         "SELECT (SELECT j.approved_at IS NOT NULL FROM join_links j WHERE j.user_id = s.user_id AND j.chat_id = c.closed_channel_id"
         "        ORDER BY j.created_at DESC LIMIT 1)"
         " FROM subscriptions s JOIN channels c ON c.id = s.channel_id"
-        " WHERE s.user_id = %s AND s.channel_id = %s AND s.ends_at > now() AND s.removed_at IS NULL",
+        " WHERE s.user_id = %s AND s.channel_id = %s AND s.removed_at IS NULL",
         [user_id, channel_id],
     )
     row = await cursor.fetchone()
