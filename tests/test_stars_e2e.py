@@ -342,7 +342,7 @@ def test_with_the_database_lost_a_pre_checkout_is_answered_and_a_charge_is_not_l
     key = add_channel(config_files, "9.99:30:500")
     daemon = start_daemon(config_files)
     alice = TelegramUser(daemon, ALICE, "alice")
-    link = choose_stars(emulator, alice, key)
+    choose_stars(emulator, alice, key)  # the order and its invoice link
     (order_id,) = db(config_files, "SELECT order_id FROM orders")[0]
     name = psycopg.conninfo.conninfo_to_dict(config_files.dsn)["dbname"]
     with psycopg.connect(admin_dsn, autocommit=True) as conn:  # nothing can connect, and the pool's sessions end
