@@ -151,9 +151,9 @@ class StarsHandlers:
         order = None
         async with self._pool.connection() as conn:
             channel, tier = await self._channel_and_tier(conn, channel_key, tier_id)
-            renews = tier is not None and tier.days == stars.SUBSCRIPTION_DAYS and await stars_store.renewal_for(
+            renewing_already = tier is not None and tier.days == stars.SUBSCRIPTION_DAYS and await stars_store.renewal_for(
                 conn, user.id, channel.id, running=True) is not None
-            if tier is not None and self.stars_offered(tier) and not renews:
+            if tier is not None and self.stars_offered(tier) and not renewing_already:
                 async with conn.transaction():
                     order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail="stars")
                     if order is None and not await self._too_many_invoices(conn, user.id):
@@ -168,7 +168,7 @@ class StarsHandlers:
         elif tier is None or not self.stars_offered(tier):
             await self._reply(update, texts.STALE_BUTTON)
             await self._show_loaded_channel(update, channel, edit=False)
-        elif renews:
+        elif renewing_already:
             await self._show(update, texts.STARS_RENEWS_ALREADY, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
         elif order is None:
             await self._show(update, texts.TOO_MANY_INVOICES, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
