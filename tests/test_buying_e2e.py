@@ -288,6 +288,13 @@ def test_channel_list_is_paged_past_ten(config_files, start_daemon, emulator):
     assert user.press([b["callback_data"] for b in buttons(second) if b["callback_data"].startswith("ch:")][0]) == 200
     tiers = emulator.wait_calls("editMessageText", where=lambda p: "Channel 10" in p.get("text", ""))
     assert tiers and all(len(b["callback_data"].encode()) <= 64 for b in buttons(tiers[-1]["params"]))
+    # A channel taken off sale is neither listed nor counted; a page past the end (an old button) is the last.
+    assert telepayd(config_files, "channels", "remove", "1").returncode == 0
+    edits = len(emulator.calls("editMessageText"))
+    assert user.press("list:99") == 200
+    last = emulator.wait_calls("editMessageText", edits + 1)[-1]["params"]
+    assert [b["text"] for b in buttons(last)][:1] == ["Channel 11 — from $12.00"] and "list:0" in json.dumps(last["reply_markup"])
+    assert len([b for b in buttons(last) if b["callback_data"].startswith("ch:")]) == 1
 
 
 def test_an_owner_finds_their_id_and_a_channels_id_from_the_bot(config_files, start_daemon, emulator):

@@ -86,7 +86,8 @@ async def hot_paths(conn, tmp_path) -> None:
     """What runs per request or per sweep: a buyer, an IPN, a Stars charge, the outbox, the sweeps."""
     cfg = config(tmp_path)
     steps: list[Callable[[], Awaitable[object]]] = [
-        # The bot: a buyer's orders, invoices, status, access.
+        # The bot: the channels on sale, a buyer's orders, invoices, status, access.
+        lambda: channels.on_sale_page(conn, 0, 10),
         lambda: orders.find_reusable(conn, user_id=101, tier_id=1, rail="stars"),
         lambda: orders.find_reusable_donation(conn, user_id=101, channel_id=1, price=Decimal("5")),
         lambda: orders.created_last_hour(conn, 101),

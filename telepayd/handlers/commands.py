@@ -378,11 +378,11 @@ class Handlers(StarsHandlers):
 
     async def _show_list(self, update: Update, *, page: int, edit: bool) -> None:
         async with self._pool.connection() as conn:
-            found = [c for c in await channels.list_active(conn) if c.tiers]
-        if not found:
+            shown, page, pages = await channels.on_sale_page(conn, page, keyboards.PAGE_SIZE)
+        if not shown:
             await self._show(update, texts.NO_CHANNELS, None, edit=edit)
             return
-        await self._show(update, texts.START, keyboards.channel_list(found, page), edit=edit)
+        await self._show(update, texts.START, keyboards.channel_list(shown, page, pages), edit=edit)
 
     async def _show_channel(self, update: Update, channel_key: int, *, edit: bool) -> None:
         async with self._pool.connection() as conn:

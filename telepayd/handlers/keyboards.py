@@ -14,10 +14,8 @@ from .callbacks import encode
 PAGE_SIZE = 10
 
 
-def channel_list(channels: list[Channel], page: int) -> InlineKeyboardMarkup:
-    pages = max(1, (len(channels) + PAGE_SIZE - 1) // PAGE_SIZE)
-    page = min(max(page, 0), pages - 1)
-    shown = channels[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+def channel_list(shown: list[Channel], page: int, pages: int) -> InlineKeyboardMarkup:
+    """One page of channels (``PAGE_SIZE`` at most), with Back/Next between the ``pages``."""
     rows = [[InlineKeyboardButton(texts.channel_button(c.title, c.lowest_price), callback_data=encode("ch", c.id))] for c in shown]
     navigation = []
     if page > 0:

@@ -82,14 +82,29 @@ class _TierRow:
     stars_price: int | None
 
 
-async def _fetch(conn: AsyncConnection, where: str, params: dict) -> list[Channel]:
+async def _fetch(conn: AsyncConnection, where: str, params: dict, *, page: str = "") -> list[Channel]:
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE {where} ORDER BY c.id", params)
+    await cursor.execute(f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE {where} ORDER BY c.id{page}", params)
     return await _with_tiers(conn, await cursor.fetchall())
 
 
 async def list_active(conn: AsyncConnection) -> list[Channel]:
     return await _fetch(conn, "c.removed_at IS NULL", {})
+
+
+# On sale: not removed, with at least one plan.
+_ON_SALE = "c.removed_at IS NULL AND EXISTS (SELECT 1 FROM tiers t WHERE t.channel_id = c.id AND t.retired_at IS NULL)"
+
+
+async def on_sale_page(conn: AsyncConnection, page: int, size: int) -> tuple[list[Channel], int, int]:
+    """One page of the channels on sale, by key, with only that page's plans read (not every channel's):
+    ``(channels, page, pages)``; a page past the end gives the last one."""
+    cursor = await conn.execute(f"SELECT count(*) FROM channels c WHERE {_ON_SALE}")
+    row = await cursor.fetchone()
+    pages = max(1, -(-int(row[0] if row else 0) // size))
+    page = min(max(page, 0), pages - 1)
+    found = await _fetch(conn, _ON_SALE, {"limit": size, "offset": page * size}, page=" LIMIT %(limit)s OFFSET %(offset)s")
+    return found, page, pages
 
 
 async def list_all(conn: AsyncConnection) -> list[Channel]:
