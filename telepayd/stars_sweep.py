@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from telegram import Bot, TransactionPartnerUser
@@ -107,43 +107,32 @@ class StarsSweep:
             ours = await orders.stars_orders_among(conn, list({p.payload for p, _ in found if orders.looks_like_order_id(p.payload)}))
             for payment, body in found:
                 if payment.charge_id not in known and payment.payload in ours:
-                    applied += await self._apply(conn, payment, body)
+                    applied += await self._one(
+                        conn, lambda: stars.apply_charge(conn, payment, body, self._config(), source="sweep"),
+                        f"charge {payment.charge_id} of order {payment.payload} (user {payment.user_id}, {payment.amount} XTR)")
         if refunds:
             for charge_id in await stars_store.refundable(conn, refunds):
-                applied += await self._refund(conn, charge_id)
+                applied += await self._one(conn, lambda: stars.apply_refund(conn, charge_id, source="sweep"),
+                                           f"the refund of charge {charge_id}")
         await stars_store.set_sweep_position(conn, max(offset, position))
         if applied:
             self._wake_outbox()
         return applied
 
-    async def _refund(self, conn, charge_id: str) -> int:
-        """A refund whose ``refunded_payment`` message was lost: the refund rule, once."""
+    async def _one(self, conn, apply: Callable[[], Awaitable[str]], what: str) -> int:
+        """One lost payment or refund (``apply``), in its own transaction: one that fails is logged and the
+        round goes on. Returns 1 when it changed something."""
         try:
             async with conn.transaction():
-                outcome = await stars.apply_refund(conn, charge_id, source="sweep")
+                outcome = await apply()
         except (PoolTimeout, *UNAVAILABLE_ERRORS):
             raise
         except Exception as exc:
             self._on_error("stars sweep", exc)
             return 0
         self._on_outcome(outcome)
-        logger.warning("Stars sweep: the refund of charge %s had not been recorded (its update was lost): %s", charge_id, outcome)
-        return 1
-
-    async def _apply(self, conn, payment: stars.StarsPayment, body: str) -> int:
-        """One lost payment, in its own transaction: one that fails is logged and the round goes on."""
-        try:
-            async with conn.transaction():
-                outcome = await stars.apply_charge(conn, payment, body, self._config(), source="sweep")
-        except (PoolTimeout, *UNAVAILABLE_ERRORS):
-            raise
-        except Exception as exc:
-            self._on_error("stars sweep", exc)
-            return 0
-        self._on_outcome(outcome)
-        logger.warning("Stars sweep: charge %s of order %s (user %s, %d XTR) had not been recorded (its update was lost): %s",
-                       payment.charge_id, payment.payload[:64], payment.user_id, payment.amount, outcome)
-        return 1 if outcome != "duplicate" else 0
+        logger.warning("Stars sweep: %s had not been recorded (its update was lost): %s", what, outcome)
+        return 0 if outcome == "duplicate" else 1
 
 
 def _payment(transaction) -> tuple[stars.StarsPayment, str] | None:
