@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 from psycopg_pool import PoolTimeout
 from telegram import ForceReply, Update
@@ -407,13 +408,7 @@ class Handlers(StarsHandlers):
             channel, tier = await self._channel_and_tier(conn, channel_key, tier_id)
             if tier is not None and (rail_chosen or not self.stars_offered(tier)):  # else: crypto or Stars first
                 async with conn.transaction():
-                    order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id)
-                    if order is None and not await self._too_many_invoices(conn, user.id):
-                        order = await orders.create(
-                            conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id, username=user.username,
-                            channel_id=channel.id, tier_id=tier.id, days=tier.days, price=tier.price,
-                        )
-                        logger.info("order %s created: user %s, channel %s, %s for %s days", order.order_id, user.id, channel.id, tier.price, tier.days)
+                    order = await self._plan_order(conn, user, channel, tier, "nowpayments")
         # The connection is back in the pool: from here on, Telegram and NowPayments calls only.
         if channel is None or channel.removed:
             await self._show(update, texts.CHANNEL_GONE, None, edit=True)
@@ -518,6 +513,21 @@ class Handlers(StarsHandlers):
         await query.answer(toast)
         if order is not None and channel is not None:
             await self._invoice_donation(update, order, channel)
+
+    async def _plan_order(self, conn, user, channel: channels.Channel, tier: channels.Tier, rail: str) -> orders.Order | None:
+        """The open order of the last hour for this plan and rail (its invoice is reused), or a new one at the
+        plan's price on that rail (USD, or whole Stars); None when the user opened too many invoices. In the
+        caller's transaction."""
+        order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail=rail)
+        if order is not None or await self._too_many_invoices(conn, user.id):
+            return order
+        price = Decimal(tier.stars_price) if rail == "stars" else tier.price
+        order = await orders.create(conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id,
+                                    username=user.username, channel_id=channel.id, tier_id=tier.id, days=tier.days,
+                                    price=price, rail=rail)
+        logger.info("order %s created: user %s, channel %s, %s %s for %s days", order.order_id, user.id, channel.id, price,
+                    order.currency, tier.days)
+        return order
 
     async def _donation_order(self, conn, user, channel: channels.Channel, price, rail: str) -> tuple[orders.Order | None, str | None]:
         """The open donation order of the last hour for this amount and rail (its invoice is reused), or a new

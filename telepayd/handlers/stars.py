@@ -155,14 +155,7 @@ class StarsHandlers:
                 conn, user.id, channel.id, running=True) is not None
             if tier is not None and self.stars_offered(tier) and not renewing_already:
                 async with conn.transaction():
-                    order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail="stars")
-                    if order is None and not await self._too_many_invoices(conn, user.id):
-                        order = await orders.create(
-                            conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id, username=user.username,
-                            channel_id=channel.id, tier_id=tier.id, days=tier.days, price=Decimal(tier.stars_price), rail="stars",
-                        )
-                        logger.info("order %s created: user %s, channel %s, %s Stars for %s days", order.order_id, user.id,
-                                    channel.id, tier.stars_price, tier.days)
+                    order = await self._plan_order(conn, user, channel, tier, "stars")
         if channel is None or channel.removed:
             await self._show(update, texts.CHANNEL_GONE, None, edit=True)
         elif tier is None or not self.stars_offered(tier):
@@ -184,13 +177,12 @@ class StarsHandlers:
     async def _stars_link(self, update: Update, order: orders.Order, title: str, renews: bool) -> str | None:
         """``createInvoiceLink`` in XTR for ``order`` (payload: the order id), stored with it; None when
         Telegram refused or failed (the order is kept: pressing again reuses it)."""
-        amount = int(order.price)
         extra = {"subscription_period": stars.SUBSCRIPTION_PERIOD_SECONDS} if renews else {}
+        name = texts.stars_invoice_title(title, order.days)
         try:
             link = await update.get_bot().create_invoice_link(
-                title=texts.stars_invoice_title(title, order.days), description=texts.stars_invoice_description(title, order.days, renews),
-                payload=order.order_id, currency=stars.CURRENCY, prices=[LabeledPrice(texts.stars_invoice_title(title, order.days), amount)],
-                **extra,
+                title=name, description=texts.stars_invoice_description(title, order.days, renews), payload=order.order_id,
+                currency=stars.CURRENCY, prices=[LabeledPrice(name, int(order.price))], **extra,
             )
         except TelegramError as exc:
             logger.warning("Stars invoice for order %s failed: %s", order.order_id, exc)
