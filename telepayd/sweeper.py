@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -21,6 +21,11 @@ from .store import outbox as outbox_store
 from .store.pool import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
+
+# Reminders and removals are decided BATCH subscriptions a transaction, until none is left or MAX_BATCHES
+# were done (the next sweep goes on): a sweep costs what is due, and a backlog clears in one sweep.
+BATCH = 500
+MAX_BATCHES = 200
 
 
 class Sweeper:
@@ -97,11 +102,15 @@ class Sweeper:
         days = config.subscriptions.reminder_days
         if not days:
             return 0
+        return await _in_batches(lambda: self._remind_batch(days))
+
+    async def _remind_batch(self, days: tuple[int, ...]) -> tuple[int, int]:
         queued = 0
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 now = datetime.now(timezone.utc)
-                for sub in await sweeps.to_remind(conn, max(days)):
+                owed = await sweeps.to_remind(conn, list(days), BATCH)
+                for sub in owed:
                     left_days = (sub.ends_at - now).total_seconds() / 86400
                     due = [d for d in days if left_days <= d and d not in sub.reminded_days]
                     if not due:
@@ -114,14 +123,18 @@ class Sweeper:
                                                            renew_channel_key=sub.channel_id)
                     await sweeps.mark_reminded(conn, sub.user_id, sub.channel_id, sorted(set(sub.reminded_days) | set(due)))
                     queued += 1
-        return queued
+        return len(owed), queued
 
     async def _removals(self, config: Config) -> int:
+        return await _in_batches(lambda: self._remove_batch(config.subscriptions.removal_dry_run))
+
+    async def _remove_batch(self, dry_run: bool) -> tuple[int, int]:
         queued = 0
         async with self._pool.connection() as conn:
             async with conn.transaction():
-                for sub in await sweeps.ended(conn):
-                    if config.subscriptions.removal_dry_run:
+                ended = await sweeps.ended(conn, BATCH)
+                for sub in ended:
+                    if dry_run:
                         key = (sub.user_id, sub.channel_id)
                         if key not in self._dry_run_logged:
                             self._dry_run_logged.add(key)
@@ -133,7 +146,7 @@ class Sweeper:
                     await sweeps.mark_removed(conn, sub.user_id, sub.channel_id)
                     logger.info("subscription of user %s to channel %s ended: removal queued", sub.user_id, sub.channel_id)
                     queued += 1
-        return queued
+        return len(ended), queued
 
     async def _keypads(self, config: Config) -> int:
         async with self._pool.connection() as conn:
@@ -161,3 +174,15 @@ class Sweeper:
         if sent or ids:
             logger.info("retention: purged %d sent outbox message(s) and %d old webhook-id(s)", sent, ids)
         return 0  # nothing queued
+
+
+async def _in_batches(batch: Callable[[], Awaitable[tuple[int, int]]]) -> int:
+    """Run ``batch`` (which returns rows read, messages queued) until it reads less than a full batch or
+    queues nothing (a dry run reads the same rows again); return the messages queued."""
+    queued = 0
+    for _ in range(MAX_BATCHES):
+        read, done = await batch()
+        queued += done
+        if read < BATCH or not done:
+            break
+    return queued

@@ -30,11 +30,16 @@ _ENDING = (
 RENEWAL_GRACE = "interval '1 day'"
 
 
-async def to_remind(conn: AsyncConnection, within_days: int) -> list[Ending]:
+async def to_remind(conn: AsyncConnection, days: list[int], limit: int = 500) -> list[Ending]:
+    """Running subscriptions owed a reminder: one of ``days`` (days before the end) has come and is not in
+    ``reminded_days``. Only those are read and locked, not every subscription within the reminder window."""
     cursor = conn.cursor(row_factory=class_row(Ending))
     await cursor.execute(
-        _ENDING + " AND s.ends_at > now() AND s.ends_at <= now() + make_interval(days => %s) FOR UPDATE OF s SKIP LOCKED",
-        [within_days],
+        _ENDING + " AND s.ends_at > now() AND s.ends_at <= now() + make_interval(days => %(most)s)"
+        " AND EXISTS (SELECT 1 FROM unnest(%(days)s::int[]) d"
+        "  WHERE s.ends_at <= now() + make_interval(days => d) AND NOT d = ANY(s.reminded_days))"
+        " ORDER BY s.ends_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED",
+        {"most": max(days), "days": list(days), "limit": limit},
     )
     return await cursor.fetchall()
 

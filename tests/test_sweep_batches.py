@@ -1,0 +1,68 @@
+"""The sweep's cost follows what is due, not what the table holds: only subscriptions owed a reminder are
+read and locked, and a backlog of reminders and removals larger than a batch clears in one sweep (issue 14)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from telepayd import sweeper as sweeper_module
+from telepayd.config import load
+from telepayd.store import schema, sweeps
+from telepayd.sweeper import Sweeper
+from tools.local_config import ConfigFiles
+
+
+@pytest.fixture
+async def conn(database_dsn):
+    async with await psycopg.AsyncConnection.connect(database_dsn, autocommit=True) as connection:
+        await schema.migrate(connection)
+        await connection.execute(
+            "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title) VALUES (-1001, -1002, 5, 'T')")
+        yield connection
+
+
+async def add(conn, user_id: int, ends_in: timedelta, reminded: list[int], removed: bool = False) -> None:
+    await conn.execute(
+        "INSERT INTO subscriptions (user_id, channel_id, ends_at, reminded_days, removed_at)"
+        " VALUES (%s, 1, now() + %s, %s, CASE WHEN %s THEN now() END)", [user_id, ends_in, reminded, removed])
+
+
+async def test_only_subscriptions_owed_a_reminder_are_read(conn):
+    await add(conn, 1, timedelta(hours=12), [3, 1])      # both reminders sent
+    await add(conn, 2, timedelta(hours=12), [3])         # owed the 1-day reminder
+    await add(conn, 3, timedelta(days=2), [])            # owed the 3-day reminder
+    await add(conn, 4, timedelta(days=2), [3])           # the 3-day one sent, the 1-day one not yet due
+    await add(conn, 5, timedelta(days=10), [])           # not within the window
+    await add(conn, 6, timedelta(hours=5), [], removed=True)  # removed earlier (revoked), not reminded again
+    async with conn.transaction():
+        owed = await sweeps.to_remind(conn, [3, 1])
+    assert sorted(s.user_id for s in owed) == [2, 3]
+    async with conn.transaction():
+        assert [s.user_id for s in await sweeps.to_remind(conn, [3, 1], limit=1)] == [2]  # the nearest end first
+
+
+async def test_a_backlog_larger_than_a_batch_clears_in_one_sweep(conn, database_dsn, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweeper_module, "BATCH", 5)
+    for n in range(23):
+        await add(conn, 100 + n, -timedelta(minutes=n + 1), [])
+    for n in range(12):
+        await add(conn, 200 + n, timedelta(hours=n + 1), [3])
+    files = ConfigFiles(tmp_path, database_dsn)
+    files.write()
+    config = load(files.path)
+    pool = AsyncConnectionPool(database_dsn, min_size=1, max_size=3, open=False)
+    await pool.open()
+    try:
+        sweeper = Sweeper(pool, lambda: config, ready=lambda: True, wake_outbox=lambda: None)
+        assert await sweeper.sweep_once()
+    finally:
+        await pool.close()
+    kinds = dict((await (await conn.execute("SELECT kind, count(*) FROM outbox GROUP BY kind")).fetchall()))
+    assert kinds == {"remove_member": 23, "message": 12}
+    left = await (await conn.execute(
+        "SELECT count(*) FROM subscriptions WHERE removed_at IS NULL AND (ends_at <= now() OR NOT 1 = ANY(reminded_days))")).fetchone()
+    assert left[0] == 0
