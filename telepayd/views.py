@@ -137,7 +137,7 @@ async def _store(request: web.Request, message: Incoming, kind: str) -> web.Resp
 async def post_notification(request: web.Request) -> web.Response:
     """A payment notification for a channel owner, stored before the 202."""
     document = _json_body(request)
-    validate_notification(document)
+    validate_notification(document, request[body_key])
     body_text = request[body_key].decode("utf-8")
     return await _store(request, IncomingNotification(request[webhook_id_key], body_text), "notification")
 

@@ -6,6 +6,7 @@ the message a duplicate that writes nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,7 +33,11 @@ Incoming = IncomingNotification | IncomingBroadcast
 
 _INSERT_NOTIFICATIONS = """
 WITH incoming AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(bodies)s::text[]) AS t(webhook_id, body)
+    -- Two JSON arrays, the ids and the bodies, matched by position (one parameter each: building them is
+    -- a join of the raw bodies and one json.dumps, where a text[] parameter is dumped element by element).
+    SELECT i.webhook_id, b.doc
+    FROM jsonb_array_elements_text(%(ids)s::jsonb) WITH ORDINALITY AS i(webhook_id, n)
+    JOIN jsonb_array_elements(%(bodies)s::jsonb) WITH ORDINALITY AS b(doc, n) USING (n)
 ), fresh AS (
     INSERT INTO webhook_messages (webhook_id, route)
     SELECT webhook_id, 'notification' FROM incoming
@@ -41,10 +46,9 @@ WITH incoming AS (
 )
 , stored AS (
     INSERT INTO notifications (webhook_id, open_channel_id, payment_type, payment_data)
-    SELECT i.webhook_id, b.doc->>'open_channel_id', b.doc->>'payment_type', b.doc->'payment_data'
+    SELECT i.webhook_id, i.doc->>'open_channel_id', i.doc->>'payment_type', i.doc->'payment_data'
     FROM incoming i
     JOIN fresh USING (webhook_id)
-    CROSS JOIN LATERAL (SELECT i.body::jsonb AS doc) b
     RETURNING id, webhook_id, open_channel_id
 ), queued AS (
     -- The owner's message, in the same transaction, to the owner of the channel on sale now (NULL when
@@ -77,10 +81,11 @@ async def insert_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[
     notifications = [m for m in batch if isinstance(m, IncomingNotification)]
     broadcasts = [m for m in batch if isinstance(m, IncomingBroadcast)]
     if notifications:
-        cursor = await conn.execute(
-            _INSERT_NOTIFICATIONS,
-            {"ids": [m.webhook_id for m in notifications], "bodies": [m.body for m in notifications]},
-        )
+        cursor = await conn.execute(_INSERT_NOTIFICATIONS, {
+            "ids": json.dumps([m.webhook_id for m in notifications]),
+            # Each body is a JSON object as the caller sent it (parsed and checked before it got here).
+            "bodies": "[" + ",".join(m.body for m in notifications) + "]",
+        })
         accepted.update(row[0] for row in await cursor.fetchall())
     for broadcast in broadcasts:  # rare: one statement each is fine
         cursor = await conn.execute(_CLAIM_ID, {"id": broadcast.webhook_id, "route": "broadcast"})
