@@ -2,10 +2,10 @@
 
 import sys
 
-from bench import attack, http, metrics, outbox, packaged, rate_limiter
+from bench import attack, http, metrics, outbox, packaged, rate_limiter, scale
 from bench.targets import MISSED
 
-for benchmark in (rate_limiter, http, metrics, outbox, packaged, attack):
+for benchmark in (rate_limiter, http, metrics, outbox, packaged, attack, scale):
     benchmark.main()
     print()
 if MISSED:

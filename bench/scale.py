@@ -20,8 +20,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from bench.targets import verdict
 from telepayd import admin
 from telepayd.config import load as load_config
 from telepayd.store import outbox as outbox_store
-from telepayd.store import webhook_messages
+from telepayd.store import schema, stats, webhook_messages
 from telepayd.sweeper import Sweeper
 from tests.emulators.nowpayments_api import ipn_body, sign_ipn
 from tests.harness import Daemon, TelegramUser, http_post
@@ -106,7 +104,7 @@ def _history_sql(h: History) -> list[tuple[str, str]]:
                                             ELSE now() + make_interval(mins => 60 + (i * 7) % (90 * 1440)) END AS ends_at) e"""),
         # Three orders a subscription, paid at 30-day steps back from its end, each with its payment.
         ("orders", _orders_sql(h)),
-        ("payments", f"""
+        ("payments", """
             INSERT INTO payments (payment_id, order_id, status, actually_paid, pay_currency, granted_at, updated_at,
                                   granted_from, granted_until)
             SELECT 5000000000 + (invoice_id::bigint - 4300000000), order_id, 'finished', price, 'usdttrc20',
@@ -221,6 +219,7 @@ def _workload_sql(w: Workload, due_outbox: int) -> list[tuple[str, str]]:
 class Figures:
     values: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    migrations: dict[str, float] = field(default_factory=dict)  # seconds each
 
 
 def _execute(dsn: str, steps: list[tuple[str, str]], log: bool) -> None:
@@ -240,13 +239,6 @@ def _execute(dsn: str, steps: list[tuple[str, str]], log: bool) -> None:
         conn.execute("VACUUM ANALYZE")
         if log:
             print(f"  VACUUM ANALYZE {'':<33} {time.monotonic() - started:6.1f} s", flush=True)
-
-
-def _empty(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'").fetchall()]
-        conn.execute("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -302,6 +294,13 @@ async def _in_process(files: ConfigFiles, w: Workload, figures: Figures) -> None
         assert lines and not lines[0].startswith("no orders"), lines
         figures.values["orders_show_ms"] = statistics.median(shows) * 1000
 
+        refreshes = []
+        for _ in range(5):
+            started = time.perf_counter()
+            async with conn.transaction():
+                await stats.snapshot(conn)
+            refreshes.append(time.perf_counter() - started)
+        figures.values["snapshot_ms"] = statistics.median(refreshes) * 1000
         # The daemon must not deliver the due messages while the per-request figures are taken.
         await conn.execute("UPDATE outbox SET next_attempt_at = now() + interval '1 day' WHERE status = 'pending'")
         await conn.execute("VACUUM ANALYZE outbox")
@@ -391,33 +390,82 @@ ROWS = [
     ("status_p99_ms", "GET /status, p99", "ms", True),
     ("claim_ms", "the outbox's claim of 50 due, p50", "ms", True),
     ("orders_show_ms", "orders show --user, p50", "ms", True),
+    ("snapshot_ms", "GET /metrics' database figures, one read", "ms", False),
     ("sweep_s", "a full sweep (reminders and removals)", "s", False),
     ("sweep_rows_read", "  subscriptions rows read by it", "rows", False),
     ("purge_s", "retention purge of a day's worth", "s", False),
 ]
 
 
+# The schema this benchmark seeds, before the migrations issue 14 added: those are then applied to the
+# seeded database and timed (a migration must be safe on a big table).
+SEEDED_SCHEMA = 7
+
+
+def _new_database(admin_dsn: str, name: str) -> str:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+
+
+def _migrate_up_to(dsn: str, version: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute(schema._CREATE_TABLE)
+            for migration in schema.migrations():
+                if migration.version <= version:
+                    conn.execute(migration.sql.encode())
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                                 [migration.version, migration.name])
+
+
+async def _timed_migrations(dsn: str) -> dict[str, float]:
+    """Each migration after ``SEEDED_SCHEMA``, applied as telepayd applies it, with its wall time."""
+    took = {}
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for migration in schema.migrations():
+            if migration.version > SEEDED_SCHEMA:
+                started = time.perf_counter()
+                async with conn.transaction():
+                    await conn.execute(migration.sql.encode())
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                                       [migration.version, migration.name])
+                took[f"{migration.version:04d}_{migration.name}"] = time.perf_counter() - started
+        await conn.execute("ANALYZE")
+    return took
+
+
+def _phase(stack, name: str, steps: list[tuple[str, str]], w: Workload, *, log: bool) -> Figures:
+    dsn = _new_database(stack.cluster.dsn(), f"scale_{name}")
+    directory = stack.workdir / name
+    directory.mkdir()
+    files = ConfigFiles(directory, dsn, api_base=stack.emulator.base_url, settings={
+        "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
+        "subscriptions": {"sweep_interval_seconds": 3600},
+        "logging": {"level": "warning"},
+    })
+    files.write()
+    _migrate_up_to(dsn, SEEDED_SCHEMA)
+    started = time.monotonic()
+    _execute(dsn, steps, log=log)
+    if log:
+        print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
+    migrations = asyncio.run(_timed_migrations(dsn))
+    figures = _measure(stack, files, w)
+    figures.migrations = migrations
+    with psycopg.connect(stack.cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "scale_{name}" WITH (FORCE)')
+    return figures
+
+
 def main() -> None:
     h, w = History(), Workload()
     print(f"scale (BENCH_SCALE={SCALE:g}): {h.subscriptions:,} subscriptions, {h.orders:,} orders, {h.ipn_events:,} IPN events, "
-          f"{h.sent_outbox:,} sent messages, {h.webhook_ids:,} webhook-ids, {h.channels:,} channels, {h.anomalies:,} anomalies")
+          f"{h.sent_outbox:,} sent messages, {h.webhook_ids:,} webhook-ids, {h.channels:,} channels, {h.anomalies:,} anomalies",
+          flush=True)
     with local_stack("telepayd-scale-") as stack:
-        files = ConfigFiles(stack.workdir, stack.cluster.dsn(), api_base=stack.emulator.base_url, settings={
-            "webhooks.rate_limit": {"per_minute": 1_000_000, "burst": 1_000_000, "max_clients": 1000},
-            "subscriptions": {"sweep_interval_seconds": 3600},
-            "logging": {"level": "warning"},
-        })
-        files.write()
-
-        subprocess.run([sys.executable, "-m", "telepayd", "migrate", "-c", str(files.path)], check=True,
-                       stdout=subprocess.DEVNULL)
-        _execute(files.dsn, _workload_sql(w, w.due_outbox_empty), log=False)
-        empty = _measure(stack, files, w)
-        _empty(files.dsn)
-        started = time.monotonic()
-        _execute(files.dsn, _history_sql(h) + _workload_sql(w, w.due_outbox_seeded), log=True)
-        print(f"  seeded in {time.monotonic() - started:.0f} s")
-        seeded = _measure(stack, files, w)
+        empty = _phase(stack, "empty", _workload_sql(w, w.due_outbox_empty), w, log=False)
+        seeded = _phase(stack, "seeded", _history_sql(h) + _workload_sql(w, w.due_outbox_seeded), w, log=True)
     _report(h, w, empty, seeded)
 
 
@@ -433,6 +481,8 @@ def _report(h: History, w: Workload, empty: Figures, seeded: Figures) -> None:
         print(f"{label + ' (' + unit + ')':<42}" + fmt.format(a) + fmt.format(b) + f"{ratio:>8.2f}{mark}")
     print(f"  sweep: empty {empty.notes['sweep']}; seeded {seeded.notes['sweep']}")
     print(f"  purge: empty {empty.notes['purge']}; seeded {seeded.notes['purge']}")
+    for name, seconds in seeded.migrations.items():
+        print(f"  migration {name}: {empty.migrations[name]:.3f} s on the empty database, {seconds:.3f} s on the seeded one")
     per_thousand = seeded.values["db_bytes"] / (seeded.values["paid_orders"] / 1000)
     print(f"database: {seeded.values['db_bytes'] / 2**30:.2f} GiB for {seeded.values['paid_orders']:,.0f} paid orders with "
           f"their history: {per_thousand / 2**20:.2f} MiB per 1,000 paid orders")

@@ -258,11 +258,17 @@ class Exporter:
         self._refreshing = asyncio.Lock()
         self._instruments.registry.register(DaemonCollector(app, lambda: self._snapshot))
 
-    async def render(self) -> bytes:
+    async def figures(self) -> stats.Snapshot | None:
+        """The database figures (None while the database is down), read at most once per
+        ``SNAPSHOT_SECONDS`` whoever asks: ``/metrics`` and ``/status`` alike."""
         if await self._database_answers():
             await self._refresh()
-        else:  # down: its figures are left out, and read afresh by the first scrape that finds it back
+        else:  # down: its figures are left out, and read afresh by the first caller that finds it back
             self._snapshot, self._taken = None, 0.0
+        return self._snapshot
+
+    async def render(self) -> bytes:
+        await self.figures()
         return generate_latest(self._instruments.registry)
 
     async def _database_answers(self) -> bool:

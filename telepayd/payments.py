@@ -232,7 +232,8 @@ async def grant(conn: AsyncConnection, order: orders.Order, channel: channels.Ch
     ends_at = None
     if order.kind == "subscription" and order.days:
         still_member = renewal and await subscriptions.is_member(conn, order.user_id, channel.id)
-        ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days)
+        ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days,
+                                              tier_id=order.tier_id)
         if still_member:
             await outbox_store.enqueue_message(conn, order.user_id, texts.stars_renewed(channel.title, int(order.price), ends_at))
         else:

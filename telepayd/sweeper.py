@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -102,14 +103,14 @@ class Sweeper:
         days = config.subscriptions.reminder_days
         if not days:
             return 0
-        return await _in_batches(lambda: self._remind_batch(days))
+        return await _in_batches(lambda after: self._remind_batch(days, after))
 
-    async def _remind_batch(self, days: tuple[int, ...]) -> tuple[int, int]:
+    async def _remind_batch(self, days: tuple[int, ...], after: datetime | None) -> tuple[int, int, datetime | None]:
         queued = 0
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 now = datetime.now(timezone.utc)
-                owed = await sweeps.to_remind(conn, list(days), BATCH)
+                owed = await sweeps.to_remind(conn, list(days), BATCH, after=after)
                 for sub in owed:
                     left_days = (sub.ends_at - now).total_seconds() / 86400
                     due = [d for d in days if left_days <= d and d not in sub.reminded_days]
@@ -123,12 +124,12 @@ class Sweeper:
                                                            renew_channel_key=sub.channel_id)
                     await sweeps.mark_reminded(conn, sub.user_id, sub.channel_id, sorted(set(sub.reminded_days) | set(due)))
                     queued += 1
-        return len(owed), queued
+        return len(owed), queued, owed[-1].ends_at if owed else after
 
     async def _removals(self, config: Config) -> int:
-        return await _in_batches(lambda: self._remove_batch(config.subscriptions.removal_dry_run))
+        return await _in_batches(lambda _: self._remove_batch(config.subscriptions.removal_dry_run))
 
-    async def _remove_batch(self, dry_run: bool) -> tuple[int, int]:
+    async def _remove_batch(self, dry_run: bool) -> tuple[int, int, None]:
         queued = 0
         async with self._pool.connection() as conn:
             async with conn.transaction():
@@ -146,7 +147,7 @@ class Sweeper:
                     await sweeps.mark_removed(conn, sub.user_id, sub.channel_id)
                     logger.info("subscription of user %s to channel %s ended: removal queued", sub.user_id, sub.channel_id)
                     queued += 1
-        return len(ended), queued
+        return len(ended), queued, None
 
     async def _keypads(self, config: Config) -> int:
         async with self._pool.connection() as conn:
@@ -176,12 +177,13 @@ class Sweeper:
         return 0  # nothing queued
 
 
-async def _in_batches(batch: Callable[[], Awaitable[tuple[int, int]]]) -> int:
-    """Run ``batch`` (which returns rows read, messages queued) until it reads less than a full batch or
-    queues nothing (a dry run reads the same rows again); return the messages queued."""
-    queued = 0
+async def _in_batches(batch: Callable[[Any], Awaitable[tuple[int, int, Any]]]) -> int:
+    """Run ``batch(position)`` (which returns rows read, messages queued, where the next batch starts)
+    until it reads less than a full batch or queues nothing (a dry run reads the same rows again); return
+    the messages queued."""
+    queued, position = 0, None
     for _ in range(MAX_BATCHES):
-        read, done = await batch()
+        read, done, position = await batch(position)
         queued += done
         if read < BATCH or not done:
             break

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from telepayd.security.webhook_signature import sign
 from tests.harness import TelegramUser, http_post
 from tests.test_alert_rules import metric_names_in_rules
-from tests.test_buying_e2e import ALICE, add_channel, buy
+from tests.test_buying_e2e import ALICE, add_channel, buy, telepayd
 from tests.test_notification_e2e import NOTIFICATION
 
 IDS = ("6271402111", "tp_", "-100", "5077")  # a user, order, chat or payment id: never in a label
@@ -48,7 +48,7 @@ def value(samples, name: str, **labels) -> float:
 
 
 def test_metrics_move_as_the_daemon_works(config_files, start_daemon, emulator):
-    key = add_channel(config_files, "9.99:30")
+    key = add_channel(config_files, "4.99:7", "9.99:30")
     daemon = start_daemon(config_files)
     before = scrape(daemon)
     assert value(before, "telepayd_up", dependency="database") == 1
@@ -62,10 +62,12 @@ def test_metrics_move_as_the_daemon_works(config_files, start_daemon, emulator):
     assert http_post(daemon.base_url + "/webhooks/notification", body, headers)[0] == 200  # the same again
     assert http_post(daemon.base_url + "/webhooks/notification", b"{}", {"content-type": "application/json"})[0] == 401
 
-    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key)
+    granted = telepayd(config_files, "subscriptions", "grant", "--channel", str(key), "--user", "424242", "--days", "3")
+    assert granted.returncode == 0, granted.stderr
+    order_id = buy(emulator, TelegramUser(daemon, ALICE, "alice"), key, tier_index=1)  # the second plan
     for status in ("confirming", "finished"):
         assert emulator.send_ipn(order_id, status, payment_id=5077125801)["status"] == 200
-    emulator.wait_calls("createChatInviteLink")
+    emulator.wait_calls("createChatInviteLink", 2)  # the grant's and the buyer's
     emulator.wait_calls("sendMessage", where=lambda p: "Payment confirmed" in p.get("text", ""))
     emulator.fail("sendMessage", 403, description="Forbidden: bot was blocked by the user", count=1)
     assert TelegramUser(daemon, ALICE, "alice").send("/help") == 200  # the bot's answer is refused
@@ -81,9 +83,11 @@ def test_metrics_move_as_the_daemon_works(config_files, start_daemon, emulator):
     assert value(after, "telepayd_ipn_handling_seconds_count") == 2
     assert value(after, "telepayd_ingest_batch_size_count") >= 1 and value(after, "telepayd_ingest_commit_seconds_count") >= 1
     assert value(after, "telepayd_last_ipn_timestamp_seconds") > time.time() - 60
-    assert value(after, "telepayd_outbox_sent_total", kind="join_link") == 1
+    assert value(after, "telepayd_outbox_sent_total", kind="join_link") == 2
     assert value(after, "telepayd_invoices_created_last_day") == 1
-    assert value(after, "telepayd_subscriptions_active", channel=str(key), tier="1") == 1
+    assert value(after, "telepayd_subscriptions_active", channel=str(key), tier="2") == 1  # the plan paid for
+    assert value(after, "telepayd_subscriptions_active", channel=str(key), tier="0") == 1  # the operator's grant
+    assert ("telepayd_subscriptions_active", (("channel", str(key)), ("tier", "1"))) not in after
     assert value(after, "telepayd_db_pool_connections", pool="main") >= 1
     sent_errors = [v for (name, labels), v in after.items() if name == "telepayd_telegram_errors_total"
                    and ("method", "sendMessage") in labels and ("code", "403") in labels]

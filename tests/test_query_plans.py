@@ -141,3 +141,33 @@ async def test_the_check_sees_a_query_without_an_index(conn):
     await conn.execute("SELECT order_id FROM orders WHERE username = %s", ["alice"])
     await conn.execute("SELECT payment_id FROM payments WHERE actually_paid > %s", [1])
     assert [sequential_scans(plan) for _, plan in ExplainingCursor.plans] == [["orders"], ["payments"]]
+
+
+def rows_removed(plan: dict) -> int:
+    """Rows an executed plan read and threw away (filters, rechecks), all nodes together."""
+    removed = sum(int(plan.get(key, 0)) for key in ("Rows Removed by Filter", "Rows Removed by Index Recheck"))
+    return removed + sum(rows_removed(child) for child in plan.get("Plans", []))
+
+
+async def test_the_outbox_claim_does_not_walk_sent_messages(conn):
+    """An index that fits is not enough: the claim once walked the primary key through every sent message
+    (no sequential scan in its plan, ~1M rows removed by filter). Executed here, the rows it throws away
+    must not grow with the sent ones."""
+    conn.cursor_factory = psycopg.AsyncCursor
+    await conn.execute(
+        "INSERT INTO outbox (kind, chat_id, payload, status, sent_at) SELECT 'message', n, '{}', 'sent', now()"
+        " FROM generate_series(1, 5000) n")
+    await conn.execute(
+        "INSERT INTO outbox (kind, chat_id, payload, next_attempt_at) SELECT 'message', n, '{}', now() + interval '1 hour'"
+        " FROM generate_series(1, 20) n")  # waiting for a retry (these it does read: see docs/DESIGN.md)
+    await conn.execute("INSERT INTO outbox (kind, chat_id, payload, priority) VALUES ('join_link', 7, '{}', 0)")
+    await conn.execute("ANALYZE outbox")
+    await conn.execute("RESET enable_seqscan")
+    claimed = await outbox.due(conn, 50, skip_chats=[101])
+    assert [m.kind for m in claimed][:1] == ["join_link"] and len(claimed) == 11  # the 10 pending of the fixture
+    cursor = await conn.execute(
+        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()"
+        " AND (chat_id IS NULL OR NOT chat_id = ANY(%s)) ORDER BY priority, id LIMIT 50", [[101]])
+    (plan,) = await cursor.fetchone()
+    removed = rows_removed(plan[0]["Plan"])
+    assert removed < 100, f"the claim read and threw away {removed} rows:\n{json.dumps(plan, indent=1)[:3000]}"

@@ -42,7 +42,10 @@ async def test_only_subscriptions_owed_a_reminder_are_read(conn):
         owed = await sweeps.to_remind(conn, [3, 1])
     assert sorted(s.user_id for s in owed) == [2, 3]
     async with conn.transaction():
-        assert [s.user_id for s in await sweeps.to_remind(conn, [3, 1], limit=1)] == [2]  # the nearest end first
+        first = await sweeps.to_remind(conn, [3, 1], limit=1)
+        assert [s.user_id for s in first] == [2]  # the nearest end first
+        later = await sweeps.to_remind(conn, [3, 1], after=first[0].ends_at + timedelta(seconds=1))
+        assert [s.user_id for s in later] == [3]  # the next batch reads on from where the last one stopped
 
 
 async def test_a_backlog_larger_than_a_batch_clears_in_one_sweep(conn, database_dsn, tmp_path, monkeypatch):

@@ -11,11 +11,6 @@ async def record(conn: AsyncConnection, kind: str, detail: str, *, order_id: str
     )
 
 
-async def counts(conn: AsyncConnection) -> dict[str, int]:
-    cursor = await conn.execute("SELECT kind, count(*) FROM anomalies GROUP BY kind ORDER BY kind")
-    return {kind: int(n) for kind, n in await cursor.fetchall()}
-
-
 async def record_operator_action(
     conn: AsyncConnection, action: str, detail: str, *, user_id: int | None = None, channel_id: int | None = None
 ) -> None:

@@ -172,9 +172,3 @@ async def mark_failed(conn: AsyncConnection, message_id: int, error: str) -> Non
         "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = %s WHERE id = %s",
         [error, message_id],
     )
-
-
-async def depth(conn: AsyncConnection) -> int:
-    cursor = await conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'")
-    row = await cursor.fetchone()
-    return int(row[0]) if row else 0

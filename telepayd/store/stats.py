@@ -43,13 +43,11 @@ async def snapshot(conn: AsyncConnection) -> Snapshot:
         "SELECT status, extract(epoch FROM now() - min(updated_at)) FROM payments WHERE status = ANY(%s) GROUP BY status",
         [list(MOVING_STATUSES)])
     found.oldest_moving_payment_seconds = {status: float(age) for status, age in await cursor.fetchall()}
-    # The tier number (1, 2, 3 in the channel's list) of the last paid order behind each running
-    # subscription; 0 for one an operator granted without an order.
+    # The tier number (1, 2, 3 in the channel's list) of the last plan paid for behind each running
+    # subscription (kept on the subscription); 0 for one an operator granted without an order.
     cursor = await conn.execute(
         "SELECT r.channel_id, coalesce(t.position, 0), sum(r.n) FROM ("
-        " SELECT s.channel_id, (SELECT o.tier_id FROM orders o WHERE o.user_id = s.user_id AND o.channel_id = s.channel_id"
-        "  AND o.kind = 'subscription' AND o.status = 'paid' ORDER BY o.created_at DESC LIMIT 1) AS tier_id, count(*) AS n"
-        " FROM subscriptions s WHERE s.ends_at > now() GROUP BY 1, 2) r"
+        " SELECT channel_id, tier_id, count(*) AS n FROM subscriptions WHERE ends_at > now() GROUP BY 1, 2) r"
         " LEFT JOIN tiers t ON t.id = r.tier_id GROUP BY 1, 2")
     found.active_subscriptions = {(int(c), int(t)): int(n) for c, t, n in await cursor.fetchall()}
     cursor = await conn.execute("SELECT kind, count(*) FROM anomalies GROUP BY kind")

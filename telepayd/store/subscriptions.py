@@ -36,15 +36,17 @@ class JoinLink:
     revoked_at: datetime | None
 
 
-async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: int) -> datetime:
-    """Move the end to max(now, current end) + days; return the new end."""
+async def extend(conn: AsyncConnection, *, user_id: int, channel_id: int, days: int, tier_id: int | None = None) -> datetime:
+    """Move the end to max(now, current end) + days; return the new end. ``tier_id``: the plan paid for
+    (None, an operator's grant, keeps the tier the subscription had)."""
     cursor = await conn.execute(
-        "INSERT INTO subscriptions (user_id, channel_id, ends_at) VALUES (%(user)s, %(channel)s, now() + make_interval(days => %(days)s))"
+        "INSERT INTO subscriptions (user_id, channel_id, ends_at, tier_id)"
+        " VALUES (%(user)s, %(channel)s, now() + make_interval(days => %(days)s), %(tier)s)"
         " ON CONFLICT (user_id, channel_id) DO UPDATE"
         " SET ends_at = greatest(now(), subscriptions.ends_at) + make_interval(days => %(days)s), updated_at = now(),"
-        " reminded_days = '{}', removed_at = NULL"
+        " reminded_days = '{}', removed_at = NULL, tier_id = coalesce(EXCLUDED.tier_id, subscriptions.tier_id)"
         " RETURNING ends_at",
-        {"user": user_id, "channel": channel_id, "days": days},
+        {"user": user_id, "channel": channel_id, "days": days, "tier": tier_id},
     )
     row = await cursor.fetchone()
     assert row is not None

@@ -30,16 +30,17 @@ _ENDING = (
 RENEWAL_GRACE = "interval '1 day'"
 
 
-async def to_remind(conn: AsyncConnection, days: list[int], limit: int = 500) -> list[Ending]:
-    """Running subscriptions owed a reminder: one of ``days`` (days before the end) has come and is not in
-    ``reminded_days``. Only those are read and locked, not every subscription within the reminder window."""
+async def to_remind(conn: AsyncConnection, days: list[int], limit: int = 500, *, after: datetime | None = None) -> list[Ending]:
+    """Running subscriptions owed a reminder, nearest end first: one of ``days`` (days before the end) has
+    come and is not in ``reminded_days``. Only those are locked; ``after`` (the last end of the previous
+    batch) starts the reading there, so a sweep reads the reminder window once, not once a batch."""
     cursor = conn.cursor(row_factory=class_row(Ending))
     await cursor.execute(
-        _ENDING + " AND s.ends_at > now() AND s.ends_at <= now() + make_interval(days => %(most)s)"
+        _ENDING + " AND s.ends_at > now() AND s.ends_at >= coalesce(%(after)s::timestamptz, '-infinity') AND s.ends_at <= now() + make_interval(days => %(most)s)"
         " AND EXISTS (SELECT 1 FROM unnest(%(days)s::int[]) d"
         "  WHERE s.ends_at <= now() + make_interval(days => d) AND NOT d = ANY(s.reminded_days))"
         " ORDER BY s.ends_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED",
-        {"most": max(days), "days": list(days), "limit": limit},
+        {"most": max(days), "days": list(days), "limit": limit, "after": after},
     )
     return await cursor.fetchall()
 

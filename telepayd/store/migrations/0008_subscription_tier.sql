@@ -1,0 +1,12 @@
+-- The tier behind each subscription (that of its last paid order), kept on the subscription: counting the
+-- running subscriptions by tier (GET /metrics, /status) then reads the subscriptions alone, where it looked
+-- up the latest order of every running subscription (1.3 s a read with 300,000 running).
+
+ALTER TABLE subscriptions ADD COLUMN tier_id bigint;  -- NULL: granted by an operator, never paid for
+
+-- Only the running ones: an ended subscription gets its tier again with its next payment.
+UPDATE subscriptions s SET tier_id = (
+    SELECT o.tier_id FROM orders o
+    WHERE o.user_id = s.user_id AND o.channel_id = s.channel_id AND o.kind = 'subscription' AND o.status = 'paid'
+    ORDER BY o.created_at DESC LIMIT 1)
+WHERE s.ends_at > now();
