@@ -256,6 +256,7 @@ class Exporter:
         self._snapshot: stats.Snapshot | None = None
         self._taken = 0.0
         self._refreshing = asyncio.Lock()
+        self._background: asyncio.Future[stats.Snapshot | None] | None = None
         self._instruments.registry.register(DaemonCollector(app, lambda: self._snapshot))
 
     async def figures(self) -> stats.Snapshot | None:
@@ -265,6 +266,18 @@ class Exporter:
             await self._refresh()
         else:  # down: its figures are left out, and read afresh by the first caller that finds it back
             self._snapshot, self._taken = None, 0.0
+        return self._snapshot
+
+    async def latest_figures(self) -> stats.Snapshot | None:
+        """The figures read last, at once (``/status``: polling it must not wait for a read of big tables);
+        when they are older than ``SNAPSHOT_SECONDS`` a read starts in the background. Waits only while
+        there are none."""
+        reading = self._background is not None and not self._background.done()
+        if self._snapshot is None and not reading:
+            return await self.figures()
+        if time.monotonic() - self._taken >= SNAPSHOT_SECONDS and not reading:
+            self._background = asyncio.ensure_future(self.figures())
+            self._background.add_done_callback(lambda task: task.cancelled() or task.exception())
         return self._snapshot
 
     async def render(self) -> bytes:

@@ -97,13 +97,19 @@ class OutboxWorker:
         self._on_error = on_error
         self._bot = bot
         self._wake = asyncio.Event()
+        self._urgent = False  # queued since the last query: something that may go before the batch
         self._pacer = Pacer(limits)
         self._outage_pause = 1.0
         self.leader = False
         self.sent = 0
         self.failed = 0
 
-    def wake(self) -> None:
+    def wake(self, *, urgent: bool = True) -> None:
+        """Something was queued: look now. ``urgent`` (the default: a join link, a removal may be among it)
+        also leaves the batch being delivered, so it goes first; messages that queue behind the others
+        anyway (owner notifications from the ingest, thousands a second at worst) only wake an idle
+        worker: leaving the batch for each of them made the worker read 50 rows per message delivered."""
+        self._urgent = self._urgent or urgent
         self._wake.set()
 
     async def run(self) -> None:
@@ -145,11 +151,12 @@ class OutboxWorker:
                 await self._sleep(POLL_SECONDS)
                 continue
             self._wake.clear()  # from here on, a wake means "queued since this query"
+            self._urgent = False
             async with self._pool.connection() as conn:
                 due = await outbox_store.due(conn, BATCH, skip_chats=self._pacer.busy_chats())
             delivered = 0
             for message in due:
-                if self._wake.is_set() and message.priority != outbox_store.URGENT:
+                if self._urgent and message.priority != outbox_store.URGENT:
                     break  # something new was queued (a buyer's join link?): look again, most urgent first
                 if message.chat_id is not None and self._pacer.is_busy(message.chat_id):
                     continue  # its chat is cooling down: the next round takes it

@@ -65,9 +65,9 @@ async def status(request: web.Request) -> web.Response:
     database = request.app[database_key]
     committer = request.app[committer_key]
     metrics = runtime.metrics
-    # The database's figures as /metrics has them (read at most every 5 s whoever asks, so that polling
-    # /status costs no counting of big tables); null while the database is down: its part says why.
-    figures = await request.app[exporter_key].figures()
+    # The database's figures as /metrics read them last (at most every 5 s whoever asks, in the background:
+    # polling /status neither counts nor waits for a count of big tables); null while the database is down.
+    figures = await request.app[exporter_key].latest_figures()
     outbox_depth = sum(figures.outbox_pending.values()) if figures else None
     anomaly_counts = dict(sorted(figures.anomalies.items())) if figures else None
     requests: dict[str, dict[str, int]] = {}
@@ -124,7 +124,7 @@ async def _store(request: web.Request, message: Incoming, kind: str) -> web.Resp
     request.app[runtime_key].metrics.instruments.webhook_message(kind.split()[0], fresh)
     if fresh:
         logger.info("stored %s %s", kind, message.webhook_id)
-        request.app[outbox_key].wake()
+        request.app[outbox_key].wake(urgent=False)  # an owner's notification: in turn
         return web.json_response({"status": "accepted", "id": message.webhook_id}, status=202)
     logger.info("duplicate %s %s acknowledged, nothing written", kind, message.webhook_id)
     return web.json_response({"status": "duplicate", "id": message.webhook_id}, status=200)

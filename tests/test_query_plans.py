@@ -15,7 +15,7 @@ import pytest
 
 from telepayd import payments, stars
 from telepayd.config import load
-from telepayd.store import channels, orders, outbox, schema, subscriptions, sweeps
+from telepayd.store import channels, orders, outbox, schema, stats, subscriptions, sweeps
 from telepayd.store import payments as payments_store
 from telepayd.store import stars as stars_store
 from telepayd.store import webhook_messages
@@ -122,6 +122,7 @@ async def hot_paths(conn, tmp_path) -> None:
         lambda: sweeps.ended(conn),
         lambda: orders.expire_unpaid(conn, older_than=timedelta(days=7)),
         lambda: payments_store.due_for_check(conn, stale_after=timedelta(minutes=30), limit=50),
+        lambda: stats.snapshot(conn),  # what /metrics and /status read (every 5 s at most)
         lambda: outbox.purge_sent(conn, 30),
         lambda: webhook_messages.purge_ids(conn, 7),
     ]

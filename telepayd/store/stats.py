@@ -47,7 +47,7 @@ async def snapshot(conn: AsyncConnection) -> Snapshot:
     # subscription (kept on the subscription); 0 for one an operator granted without an order.
     cursor = await conn.execute(
         "SELECT r.channel_id, coalesce(t.position, 0), sum(r.n) FROM ("
-        " SELECT channel_id, tier_id, count(*) AS n FROM subscriptions WHERE ends_at > now() GROUP BY 1, 2) r"
+        " SELECT channel_id, tier_id, count(*) AS n FROM subscriptions WHERE ends_at > now() AND removed_at IS NULL GROUP BY 1, 2) r"
         " LEFT JOIN tiers t ON t.id = r.tier_id GROUP BY 1, 2")
     found.active_subscriptions = {(int(c), int(t)): int(n) for c, t, n in await cursor.fetchall()}
     cursor = await conn.execute("SELECT kind, count(*) FROM anomalies GROUP BY kind")
