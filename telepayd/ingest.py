@@ -93,17 +93,20 @@ class GroupCommitter:
         message that did commit is then acknowledged as a duplicate) or ``UnstorableMessage``.
         """
         pending = _Pending(message)
-        # A request that gave up (timeout) must not leave an exception nobody retrieves.
+        # A request that gave up (timeout, client gone) must not leave an exception nobody retrieves.
         pending.future.add_done_callback(_consume_exception)
         try:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
             raise StoreUnavailable("too many messages are waiting for the database") from None
+        # One timer that settles the future as "not in time" (the writer then finds it settled), rather than
+        # asyncio.timeout around a shield: two objects less per request on the hottest path. A request
+        # cancelled meanwhile cancels only its future; the message is still written with its batch.
+        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, pending)
         try:
-            async with asyncio.timeout(self.timeout):
-                return await asyncio.shield(pending.future)
-        except TimeoutError:
-            raise StoreUnavailable("the database did not commit in time") from None
+            return await pending.future
+        finally:
+            timer.cancel()
 
     async def _write_forever(self) -> None:
         while True:
@@ -183,6 +186,10 @@ def _settle(pending: _Pending, *, result: bool = False, exc: BaseException | Non
         pending.future.set_exception(exc)
     else:
         pending.future.set_result(result)
+
+
+def _expire(pending: _Pending) -> None:
+    _settle(pending, exc=StoreUnavailable("the database did not commit in time"))
 
 
 def _consume_exception(future: asyncio.Future[bool]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 
 import aiohttp
@@ -10,6 +11,7 @@ import psycopg
 from standardwebhooks.webhooks import Webhook
 
 from telepayd.security.webhook_signature import sign
+from tests.harness import http_post
 
 NOTIFICATION = {
     "open_channel_id": "-1003268562225",
@@ -247,3 +249,27 @@ async def test_a_flood_of_forged_requests_does_not_flood_the_log(config_files, s
             assert (await response.json())["rejections"]["no_matching_signature"] == 300
     lines = [line for line in daemon.log().splitlines() if "no_matching_signature" in line]
     assert 15 <= len(lines) <= 25  # the burst, then about one a second
+
+
+def test_a_commit_that_does_not_come_in_time_is_a_503_and_the_retry_stores_it_once(config_files, start_daemon):
+    """The ingest's own timeout ([database] timeout_seconds): a table locked by someone else holds the commit;
+    the sender gets 503 in time, retries with the same webhook-id once the lock is gone, and the message is
+    stored once (by the first attempt, which went through once unblocked, or by the retry)."""
+    config_files.settings["database"] = {"timeout_seconds": 1}
+    config_files.write()
+    daemon = start_daemon(config_files)
+    body = json.dumps(NOTIFICATION).encode()
+    headers = _signed(config_files.webhook_secrets[0], body, message_id="msg_locked_1")
+    with psycopg.connect(config_files.dsn) as locker:
+        locker.execute("LOCK TABLE webhook_messages IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        status, answer = http_post(daemon.base_url + "/webhooks/notification", body, headers)
+        waited = time.monotonic() - started
+        assert status == 503 and json.loads(answer)["error"] == "database_unavailable", (status, answer)
+        assert 0.9 <= waited < 3, waited
+    # The lock is gone (the connection closed): the retry is answered, and one notification is stored.
+    status, answer = http_post(daemon.base_url + "/webhooks/notification", body, headers)
+    assert status in (200, 202), (status, answer)
+    assert _count(config_files.dsn) == 1
+    assert http_post(daemon.base_url + "/webhooks/notification", body, headers)[0] == 200
+    assert "Traceback" not in daemon.log()
