@@ -102,7 +102,7 @@ def _history_sql(h: History) -> list[tuple[str, str]]:
             FROM generate_series(0, {h.subscriptions} - 1) i
             CROSS JOIN LATERAL (SELECT CASE WHEN i % 10 < 7 THEN now() - make_interval(days => 1 + i % 1095)
                                             ELSE now() + make_interval(mins => 60 + (i * 7) % (90 * 1440)) END AS ends_at) e"""),
-        # Three orders a subscription, paid at 30-day steps back from its end, each with its payment.
+        # Three orders a subscription, each with its payment (dates spread over three years).
         ("orders", _orders_sql(h)),
         ("payments", """
             INSERT INTO payments (payment_id, order_id, status, actually_paid, pay_currency, granted_at, updated_at,
@@ -148,7 +148,7 @@ def _history_sql(h: History) -> list[tuple[str, str]]:
 
 
 def _orders_sql(h: History) -> str:
-    # Order n belongs to subscription n mod S (the k-th round, k = n div S, paid 30 days before the previous).
+    # Three orders a subscription (rounds k = 0, 1, 2).
     return f"""
         WITH subs AS (
             SELECT row_number() OVER (ORDER BY user_id, channel_id) - 1 AS i, user_id, channel_id, ends_at FROM subscriptions
@@ -158,9 +158,12 @@ def _orders_sql(h: History) -> str:
         SELECT 'tp_' || lpad(to_hex(s.i + k * {h.subscriptions}), 20, '0'), 'subscription', s.user_id, s.channel_id, t.id,
                t.days, t.price, 'paid', (4300000000 + s.i + k * {h.subscriptions})::text,
                'https://nowpayments.io/payment/?iid=' || (4300000000 + s.i + k * {h.subscriptions}),
-               s.ends_at - make_interval(days => 30 * (k + 1)), s.ends_at - make_interval(days => 30 * (k + 1))
+               o.at, o.at
         FROM subs s
         CROSS JOIN generate_series(0, {max(0, h.orders // h.subscriptions - 1)}) k
+        -- Spread evenly over three years by number (about 2,700 a day at scale 1), none in the future.
+        CROSS JOIN LATERAL (SELECT now() - make_interval(secs => ((s.i * 3 + k) * 7919 % {h.orders})::float8
+                                                         / {h.orders} * 3 * 365 * 86400) AS at) o
         JOIN tiers t ON t.channel_id = s.channel_id AND t.position = 1"""
 
 
