@@ -1,16 +1,17 @@
 """Scale: what telepayd's work costs on a database with years of history, beside the same work on an empty one.
 
-One throwaway PostgreSQL. First the *workload* alone (what the figures act on: 10,000 subscriptions due a
-reminder or a removal, a day of rows past retention, due outbox messages, orders waiting for their IPN,
-members with join links, a handful of channels): every figure is taken. Then the database is emptied and
-seeded with history (``BENCH_SCALE`` = 1: 2,000 channels, a million subscriptions, 3 million orders and
-payments, 10 million IPN events, 5 million sent outbox messages, 2 million webhook-ids, 50,000 anomalies)
-plus the same workload, and every figure is taken again. Printed: both, their ratio, and ``MISSED`` beside a
-per-request figure more than 1.5x its empty one.
+One throwaway PostgreSQL, two databases at schema 7 (before issue 14's migrations). Both get the *workload*
+(what the figures act on: 10,000 subscriptions due a reminder or a removal, a day of rows past retention, due
+outbox messages, orders waiting for their IPN, members with join links, twenty channels); the second is
+first seeded with history (``BENCH_SCALE`` = 1: 2,000 channels, a million subscriptions, 3 million orders and
+payments, 10 million IPN events, 5 million sent outbox messages, 2 million webhook-ids, 50,000 anomalies).
+Then each is migrated (timed), and every figure is taken on both. Printed: both, their ratio, and ``MISSED``
+beside a per-request figure more than 1.5x its empty one.
 
-The bot's answers, a join request, an IPN and ``/status`` go through the running daemon (real HTTP, the
-emulators), one at a time; the sweep, the outbox's claim, ``orders show --user`` and the retention purge run
-telepayd's own code in this process against the same database (no HTTP path leads to them).
+The bot's answers, a join request, an IPN and ``/status`` go through a running daemon on each database (real
+HTTP, the emulators), one request at a time, the two databases' samples in turn (a drift of the shared
+machine weighs on both alike); the sweep, the outbox's claim, ``orders show --user``, the retention purge and
+the metrics' database figures run telepayd's own code in this process (no HTTP path leads to them alone).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import statistics
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -332,68 +334,70 @@ def _reply_seconds(stack, user: TelegramUser, method: str, act) -> float:
     return calls[0]["at"] - started
 
 
-def _through_daemon(stack, files: ConfigFiles, w: Workload, figures: Figures) -> None:
-    daemon = Daemon(files)
+def _through_daemons(stack, phases: list[tuple[ConfigFiles, Figures]], w: Workload) -> None:
+    """The per-request figures of both databases, each through its own running daemon, sample by sample in
+    turn (empty, seeded, empty, ...): a drift of the shared machine weighs on both alike."""
+    daemons = [Daemon(files) for files, _ in phases]
     try:
-        daemon.wait_ready(60)
-        with psycopg.connect(files.dsn) as conn:
-            first_key, closed = conn.execute(
-                "SELECT min(id), (SELECT closed_channel_id FROM channels ORDER BY id LIMIT 1) FROM channels").fetchone()
-            pending = conn.execute("SELECT order_id, invoice_id, price FROM orders WHERE order_id LIKE 'tp_b%' ORDER BY 1").fetchall()
-
-        def start(n: int) -> float:
-            user = TelegramUser(daemon, BENCH_USER + n)
-            return _reply_seconds(stack, user, "sendMessage", lambda: user.send("/start"))
-
-        def deep_link(n: int) -> float:
-            user = TelegramUser(daemon, BENCH_USER + 10_000 + n)
-            return _reply_seconds(stack, user, "sendMessage", lambda: user.send(f"/start sub_{first_key + n % w.channels}"))
-
-        def join(n: int) -> float:
-            member = TelegramUser(daemon, JOIN_USER + n)
-            chat = closed - (n % w.channels)  # the closed channel ids go down as keys go up
-            return _reply_seconds(stack, member, "approveChatJoinRequest",
-                                  lambda: member.ask_to_join(chat, f"https://t.me/+bench{n}"))
-
-        def ipn(n: int) -> float:
-            order_id, invoice_id, price = pending[n - 1]
-            raw = ipn_body({"id": invoice_id, "_price_number": float(price), "price_currency": "usd", "order_id": order_id,
-                            "order_description": "bench"}, "finished", 5_900_000_000 + n)
-            started = time.perf_counter()
-            status, answer = http_post(daemon.base_url + "/webhooks/nowpayments", raw,
-                                       {"Content-Type": "application/json", "x-nowpayments-sig": sign_ipn(raw)})
-            took = time.perf_counter() - started
-            assert status == 200 and json.loads(answer)["outcome"] == "granted", (status, answer)
-            return took
-
-        def status(n: int) -> float:
-            started = time.perf_counter()
-            with urllib.request.urlopen(daemon.base_url + "/status", timeout=10) as response:
-                response.read()
-            return time.perf_counter() - started
-
-        # Each kind on its own, one request at a time (what one kind leaves behind, like /status starting a
-        # read of the figures in the background, is then not measured as another kind's cost).
-        samples: dict[str, list[float]] = {}
-        for kind in (start, deep_link, join, ipn, status):
-            samples[kind.__name__] = []
+        kinds = {}
+        for daemon, (files, _) in zip(daemons, phases):
+            daemon.wait_ready(60)
+            kinds[daemon] = _request_kinds(stack, daemon, files, w)
+        for name in ("start", "deep_link", "join", "ipn", "status"):
+            samples: list[list[float]] = [[] for _ in phases]
             for n in range(1, w.samples + 1):
-                stack.emulator.reset()
-                samples[kind.__name__].append(kind(n))
-            time.sleep(1)  # what the last one queued (a join link, an owner's message) is delivered meanwhile
-        for name, values in samples.items():
-            values = values[WARMUP:]
-            figures.values[f"{name}_p50_ms"] = _percentile(values, 0.5) * 1000
-            figures.values[f"{name}_p99_ms"] = _percentile(values, 0.99) * 1000
+                for index, daemon in enumerate(daemons):
+                    stack.emulator.reset()
+                    samples[index].append(kinds[daemon][name](n))
+            time.sleep(1)  # what the last ones queued (join links, owners' messages) is delivered meanwhile
+            for (_, figures), values in zip(phases, samples):
+                values = values[WARMUP:]
+                figures.values[f"{name}_p50_ms"] = _percentile(values, 0.5) * 1000
+                figures.values[f"{name}_p99_ms"] = _percentile(values, 0.99) * 1000
     finally:
-        daemon.stop()
+        for daemon in daemons:
+            daemon.stop()
 
 
-def _measure(stack, files: ConfigFiles, w: Workload) -> Figures:
-    figures = Figures()
-    asyncio.run(_in_process(files, w, figures))
-    _through_daemon(stack, files, w, figures)
-    return figures
+def _request_kinds(stack, daemon: Daemon, files: ConfigFiles, w: Workload) -> dict[str, Callable[[int], float]]:
+    """One request of each kind (sample ``n``), returning its seconds."""
+    with psycopg.connect(files.dsn) as conn:
+        first_key, closed = conn.execute(
+            "SELECT min(id), (SELECT closed_channel_id FROM channels ORDER BY id LIMIT 1) FROM channels").fetchone()
+        pending = conn.execute("SELECT order_id, invoice_id, price FROM orders WHERE order_id LIKE 'tp_b%' ORDER BY 1").fetchall()
+
+    def start(n: int) -> float:
+        user = TelegramUser(daemon, BENCH_USER + n)
+        return _reply_seconds(stack, user, "sendMessage", lambda: user.send("/start"))
+
+    def deep_link(n: int) -> float:
+        user = TelegramUser(daemon, BENCH_USER + 10_000 + n)
+        return _reply_seconds(stack, user, "sendMessage", lambda: user.send(f"/start sub_{first_key + n % w.channels}"))
+
+    def join(n: int) -> float:
+        member = TelegramUser(daemon, JOIN_USER + n)
+        chat = closed - (n % w.channels)  # the closed channel ids go down as keys go up
+        return _reply_seconds(stack, member, "approveChatJoinRequest",
+                              lambda: member.ask_to_join(chat, f"https://t.me/+bench{n}"))
+
+    def ipn(n: int) -> float:
+        order_id, invoice_id, price = pending[n - 1]
+        raw = ipn_body({"id": invoice_id, "_price_number": float(price), "price_currency": "usd", "order_id": order_id,
+                        "order_description": "bench"}, "finished", 5_900_000_000 + n)
+        started = time.perf_counter()
+        status, answer = http_post(daemon.base_url + "/webhooks/nowpayments", raw,
+                                   {"Content-Type": "application/json", "x-nowpayments-sig": sign_ipn(raw)})
+        took = time.perf_counter() - started
+        assert status == 200 and json.loads(answer)["outcome"] == "granted", (status, answer)
+        return took
+
+    def status(n: int) -> float:
+        started = time.perf_counter()
+        with urllib.request.urlopen(daemon.base_url + "/status", timeout=10) as response:
+            response.read()
+        return time.perf_counter() - started
+
+    return {"start": start, "deep_link": deep_link, "join": join, "ipn": ipn, "status": status}
 
 
 ROWS = [
@@ -456,7 +460,9 @@ async def _timed_migrations(dsn: str) -> dict[str, float]:
     return took
 
 
-def _phase(stack, name: str, steps: list[tuple[str, str]], w: Workload, *, log: bool) -> Figures:
+def _prepare(stack, name: str, steps: list[tuple[str, str]], w: Workload, *, log: bool) -> tuple[ConfigFiles, Figures]:
+    """A database of its own at schema 7, seeded with ``steps``, migrated (timed), and the figures taken
+    in this process; the per-request figures come later, from a daemon on it."""
     dsn = _new_database(stack.cluster.dsn(), f"scale_{name}")
     directory = stack.workdir / name
     directory.mkdir()
@@ -471,12 +477,9 @@ def _phase(stack, name: str, steps: list[tuple[str, str]], w: Workload, *, log: 
     _execute(dsn, steps, log=log)
     if log:
         print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
-    migrations = asyncio.run(_timed_migrations(dsn))
-    figures = _measure(stack, files, w)
-    figures.migrations = migrations
-    with psycopg.connect(stack.cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "scale_{name}" WITH (FORCE)')
-    return figures
+    figures = Figures(migrations=asyncio.run(_timed_migrations(dsn)))
+    asyncio.run(_in_process(files, w, figures))
+    return files, figures
 
 
 def main() -> None:
@@ -485,9 +488,10 @@ def main() -> None:
           f"{h.sent_outbox:,} sent messages, {h.webhook_ids:,} webhook-ids, {h.channels:,} channels, {h.anomalies:,} anomalies",
           flush=True)
     with local_stack("telepayd-scale-") as stack:
-        empty = _phase(stack, "empty", _workload_sql(w, w.due_outbox_empty), w, log=False)
-        seeded = _phase(stack, "seeded", _history_sql(h) + _workload_sql(w, w.due_outbox_seeded), w, log=True)
-    _report(h, w, empty, seeded)
+        empty = _prepare(stack, "empty", _workload_sql(w, w.due_outbox_empty), w, log=False)
+        seeded = _prepare(stack, "seeded", _history_sql(h) + _workload_sql(w, w.due_outbox_seeded), w, log=True)
+        _through_daemons(stack, [empty, seeded], w)
+    _report(h, w, empty[1], seeded[1])
 
 
 def _report(h: History, w: Workload, empty: Figures, seeded: Figures) -> None:
