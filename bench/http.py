@@ -37,14 +37,15 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_wrk_script(directory: Path, path: str, secret: str, count: int) -> Path:
-    """A wrk script that sends ``count`` requests, each with its own webhook-id, signed ahead of time."""
-    data = directory / f"signed-{path.strip('/').replace('/', '-')}.txt"
+def write_wrk_script(directory: Path, path: str, secret: str, count: int, tag: str = "") -> Path:
+    """A wrk script that sends ``count`` requests, each with its own webhook-id, signed ahead of time (a run
+    that needs ids no other run sent gets a script with another ``tag``)."""
+    data = directory / f"signed-{path.strip('/').replace('/', '-')}{tag}.txt"
     with data.open("w") as out:
         for n in range(count):
             h = sign(secret, BODY, message_id=f"bench-{os.getpid()}-{time.monotonic_ns()}-{n}")
             out.write(f"{h.webhook_id} {h.webhook_timestamp} {h.webhook_signature}\n")
-    script = directory / f"wrk-{path.strip('/').replace('/', '-')}.lua"
+    script = directory / f"wrk-{path.strip('/').replace('/', '-')}{tag}.lua"
     script.write_text(f"""
 local signed = {{}}
 for line in io.lines({_lua_string(str(data))}) do
@@ -147,10 +148,10 @@ def ingest(files: ConfigFiles, workdir: Path, noop_secured_rps: float | None = N
     """Signed notifications through the real daemon: verify, dedupe, store with group commit, 202; at 32
     connections (the target) and at 64."""
     expected = int(SECONDS * 12000)
-    script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], expected)
     runs = {}
     with running_daemon(files) as base:
-        for connections in (32, 64):
+        for connections in (32, 64):  # ids of their own: a duplicate is answered without a write
+            script = write_wrk_script(workdir, "/webhooks/notification", files.webhook_secrets[0], expected, f"-c{connections}")
             runs[connections] = run_wrk(base, script, connections=connections)
         with urllib.request.urlopen(base + "/status") as response:
             status = json.load(response)
@@ -159,7 +160,8 @@ def ingest(files: ConfigFiles, workdir: Path, noop_secured_rps: float | None = N
     print("signed notification ingest (verify, dedupe, store durably, 202), wrk -t1:")
     for connections, run in runs.items():
         ratio = run["rps"] / 1000
-        target = (f" (target {INGEST_TARGET:g}x: {verdict(ratio >= INGEST_TARGET, f'signed ingest >= {INGEST_TARGET:g}x the Flask figure at 32 connections')})"
+        met = ratio >= INGEST_TARGET and run["errors"] == 0  # a 503 is no throughput
+        target = (f" (target {INGEST_TARGET:g}x, no errors: {verdict(met, f'signed ingest >= {INGEST_TARGET:g}x the Flask figure at 32 connections')})"
                   if connections == 32 else "")
         print(f"  -c{connections:<3} {run['rps']:8.0f} req/s, p99 {run['p99_ms']:6.1f} ms, {run['errors']} non-2xx: "
               f"{ratio:4.1f}x the Flask design's 1,000 req/s without a database write{target}")

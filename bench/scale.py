@@ -41,7 +41,7 @@ from tools.local_config import ConfigFiles
 from tools.local_stack import local_stack
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
-SAMPLES = int(os.environ.get("BENCH_SCALE_SAMPLES", "40"))  # per per-request figure
+SAMPLES = int(os.environ.get("BENCH_SCALE_SAMPLES", "100"))  # per per-request figure
 WARMUP = 3  # requests of each kind first, not counted (the daemon's first answers pay for imports and caches)
 
 

@@ -33,7 +33,7 @@ class Database:
 
     def __init__(self, config: DatabaseConfig) -> None:
         self.config = config
-        self.pool = create_pool(config)
+        self.pool = create_pool(config, recent_unchecked=True)
         self.bot_pool = create_pool(
             config, application_name="telepayd-bot", name="telepayd-bot", min_size=1, max_size=config.bot_pool_size,
             max_waiting=BOT_POOL_MAX_WAITING,

@@ -110,7 +110,7 @@ class Sweeper:
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 now = datetime.now(timezone.utc)
-                owed = await sweeps.to_remind(conn, list(days), BATCH, after=after)
+                owed = await sweeps.to_remind(conn, list(days), now, BATCH, after=after)
                 for sub in owed:
                     left_days = (sub.ends_at - now).total_seconds() / 86400
                     due = [d for d in days if left_days <= d and d not in sub.reminded_days]

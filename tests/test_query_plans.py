@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import psycopg
@@ -118,7 +118,7 @@ async def hot_paths(conn, tmp_path) -> None:
         # The outbox and the sweeps.
         lambda: outbox.due(conn, 50, skip_chats=[101]),
         lambda: outbox.failed(conn),
-        lambda: sweeps.to_remind(conn, [3, 1]),
+        lambda: sweeps.to_remind(conn, [3, 1], datetime.now(timezone.utc)),
         lambda: sweeps.ended(conn),
         lambda: orders.expire_unpaid(conn, older_than=timedelta(days=7)),
         lambda: payments_store.due_for_check(conn, stale_after=timedelta(minutes=30), limit=50),

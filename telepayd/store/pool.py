@@ -23,11 +23,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-# A connection handed out this recently (and given back whole: the pool drops a broken one) is handed out
-# again without the check's round trip (under load the check was ~7% of the daemon's CPU and a round trip
-# per group commit). One that broke in between fails its first statement instead: the caller answers
-# "unavailable" (a 503 the sender retries, a job tried again) and the pool replaces it, as for a connection
-# that breaks just after its check.
+# In the main pool (``recent_unchecked``), a connection handed out this recently (and given back whole: the
+# pool drops a broken one) is handed out again without the check's round trip (under load the check was ~7%
+# of the daemon's CPU and a round trip per group commit). One that broke in between (a backend killed, a
+# failover) fails its first statement instead: the webhook or IPN is answered 503 and sent again, a worker
+# tries again at its next round, and the pool replaces the connection. The bot's pool keeps the check: a
+# Stars pre-checkout refused as busy would decline a buyer's payment.
 RECENT_SECONDS = 1.0
 _handed_out_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = weakref.WeakKeyDictionary()
 
@@ -43,7 +44,7 @@ async def _check_unless_recent(conn: psycopg.AsyncConnection) -> None:
 
 def create_pool(
     config: DatabaseConfig, *, application_name: str = "telepayd", name: str = "telepayd",
-    min_size: int | None = None, max_size: int | None = None, max_waiting: int = 0,
+    min_size: int | None = None, max_size: int | None = None, max_waiting: int = 0, recent_unchecked: bool = False,
 ) -> AsyncConnectionPool:
     """Build a pool (sized by ``config`` unless told otherwise), closed: the caller opens it with
     ``await pool.open(wait=False)``. ``max_waiting`` > 0 refuses at once (``TooManyRequests``) a request
@@ -59,7 +60,7 @@ def create_pool(
         max_waiting=max_waiting,
         timeout=config.timeout_seconds,
         open=False,
-        check=_check_unless_recent,
+        check=_check_unless_recent if recent_unchecked else AsyncConnectionPool.check_connection,
         name=name,
         reconnect_timeout=3600.0,
     )

@@ -44,7 +44,8 @@ async def snapshot(conn: AsyncConnection) -> Snapshot:
         [list(MOVING_STATUSES)])
     found.oldest_moving_payment_seconds = {status: float(age) for status, age in await cursor.fetchall()}
     # The tier number (1, 2, 3 in the channel's list) of the last plan paid for behind each running
-    # subscription (kept on the subscription); 0 for one an operator granted without an order.
+    # subscription (kept on the subscription; a refund does not change it); 0 for one an operator granted
+    # and nobody paid for (and, during a rolling upgrade to schema 8, one an older daemon extended).
     cursor = await conn.execute(
         "SELECT r.channel_id, coalesce(t.position, 0), sum(r.n) FROM ("
         " SELECT channel_id, tier_id, count(*) AS n FROM subscriptions WHERE ends_at > now() AND removed_at IS NULL GROUP BY 1, 2) r"

@@ -30,17 +30,20 @@ _ENDING = (
 RENEWAL_GRACE = "interval '1 day'"
 
 
-async def to_remind(conn: AsyncConnection, days: list[int], limit: int = 500, *, after: datetime | None = None) -> list[Ending]:
-    """Running subscriptions owed a reminder, nearest end first: one of ``days`` (days before the end) has
-    come and is not in ``reminded_days``. Only those are locked; ``after`` (the last end of the previous
+async def to_remind(conn: AsyncConnection, days: list[int], now: datetime, limit: int = 500, *,
+                    after: datetime | None = None) -> list[Ending]:
+    """Running subscriptions owed a reminder at ``now`` (the caller's clock, so that it decides on the same
+    rows), nearest end first: one of ``days`` (of 86,400 s, whatever the session's time zone) before the end
+    has come and is not in ``reminded_days``. Only those are locked; ``after`` (the last end of the previous
     batch) starts the reading there, so a sweep reads the reminder window once, not once a batch."""
     cursor = conn.cursor(row_factory=class_row(Ending))
     await cursor.execute(
-        _ENDING + " AND s.ends_at > now() AND s.ends_at >= coalesce(%(after)s::timestamptz, '-infinity') AND s.ends_at <= now() + make_interval(days => %(most)s)"
+        _ENDING + " AND s.ends_at > %(now)s AND s.ends_at >= coalesce(%(after)s::timestamptz, '-infinity')"
+        " AND s.ends_at <= %(now)s + make_interval(secs => %(most)s * 86400)"
         " AND EXISTS (SELECT 1 FROM unnest(%(days)s::int[]) d"
-        "  WHERE s.ends_at <= now() + make_interval(days => d) AND NOT d = ANY(s.reminded_days))"
+        "  WHERE s.ends_at <= %(now)s + make_interval(secs => d * 86400) AND NOT d = ANY(s.reminded_days))"
         " ORDER BY s.ends_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED",
-        {"most": max(days), "days": list(days), "limit": limit, "after": after},
+        {"now": now, "most": max(days), "days": list(days), "limit": limit, "after": after},
     )
     return await cursor.fetchall()
 

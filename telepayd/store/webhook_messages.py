@@ -80,11 +80,11 @@ async def insert_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[
     accepted: set[str] = set()
     notifications = [m for m in batch if isinstance(m, IncomingNotification)]
     broadcasts = [m for m in batch if isinstance(m, IncomingBroadcast)]
-    if notifications:
+    for chunk in _chunks(notifications):
         cursor = await conn.execute(_INSERT_NOTIFICATIONS, {
-            "ids": json.dumps([m.webhook_id for m in notifications]),
+            "ids": json.dumps([m.webhook_id for m in chunk]),
             # Each body is a JSON object as the caller sent it (parsed and checked before it got here).
-            "bodies": "[" + ",".join(m.body for m in notifications) + "]",
+            "bodies": "[" + ",".join(m.body for m in chunk) + "]",
         })
         accepted.update(row[0] for row in await cursor.fetchall())
     for broadcast in broadcasts:  # rare: one statement each is fine
@@ -94,6 +94,23 @@ async def insert_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[
             await conn.execute(_INSERT_BROADCAST, {"id": broadcast.webhook_id, "channels": channels})
             accepted.add(broadcast.webhook_id)
     return accepted
+
+
+# A jsonb value holds at most 256 MB: the bodies of one statement stay far below (a body is at most
+# [server] max_body_bytes, 16 MB at most; usually a batch of 500 is a few hundred kB in one statement).
+CHUNK_CHARACTERS = 32 * 1024 * 1024
+
+
+def _chunks(notifications: list[IncomingNotification]) -> list[list[IncomingNotification]]:
+    chunks: list[list[IncomingNotification]] = []
+    size = 0
+    for message in notifications:
+        if not chunks or (chunks[-1] and size + len(message.body) > CHUNK_CHARACTERS):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += len(message.body)
+    return chunks
 
 
 async def purge_ids(conn: AsyncConnection, older_than_days: int) -> int:
