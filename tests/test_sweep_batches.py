@@ -31,6 +31,19 @@ async def add(conn, user_id: int, ends_in: timedelta, reminded: list[int], remov
         " VALUES (%s, 1, now() + %s, %s, CASE WHEN %s THEN now() END)", [user_id, ends_in, reminded, removed])
 
 
+async def sweep_once(database_dsn, tmp_path) -> None:
+    """One sweep by telepayd's Sweeper, with the default config, on its own pool."""
+    files = ConfigFiles(tmp_path, database_dsn)
+    files.write()
+    config = load(files.path)
+    pool = AsyncConnectionPool(database_dsn, min_size=1, max_size=3, open=False)
+    await pool.open()
+    try:
+        assert await Sweeper(pool, lambda: config, ready=lambda: True, wake_outbox=lambda: None).sweep_once()
+    finally:
+        await pool.close()
+
+
 async def test_only_subscriptions_owed_a_reminder_are_read(conn):
     await add(conn, 1, timedelta(hours=12), [3, 1])      # both reminders sent
     await add(conn, 2, timedelta(hours=12), [3])         # owed the 1-day reminder
@@ -54,16 +67,7 @@ async def test_a_backlog_larger_than_a_batch_clears_in_one_sweep(conn, database_
         await add(conn, 100 + n, -timedelta(minutes=n + 1), [])
     for n in range(12):
         await add(conn, 200 + n, timedelta(hours=n + 1), [3])
-    files = ConfigFiles(tmp_path, database_dsn)
-    files.write()
-    config = load(files.path)
-    pool = AsyncConnectionPool(database_dsn, min_size=1, max_size=3, open=False)
-    await pool.open()
-    try:
-        sweeper = Sweeper(pool, lambda: config, ready=lambda: True, wake_outbox=lambda: None)
-        assert await sweeper.sweep_once()
-    finally:
-        await pool.close()
+    await sweep_once(database_dsn, tmp_path)
     kinds = dict((await (await conn.execute("SELECT kind, count(*) FROM outbox GROUP BY kind")).fetchall()))
     assert kinds == {"remove_member": 23, "message": 12}
     left = await (await conn.execute(
@@ -88,15 +92,7 @@ async def test_the_sweep_and_its_query_agree_when_the_daemons_clock_is_behind_th
         await add(conn, 300 + n, timedelta(days=1, minutes=-5 + n * 0.1), [3])
     for n in range(3):  # owed their 3-day reminder by both
         await add(conn, 400 + n, timedelta(days=2, hours=n), [])
-    files = ConfigFiles(tmp_path, database_dsn)
-    files.write()
-    config = load(files.path)
-    pool = AsyncConnectionPool(database_dsn, min_size=1, max_size=3, open=False)
-    await pool.open()
-    try:
-        assert await Sweeper(pool, lambda: config, ready=lambda: True, wake_outbox=lambda: None).sweep_once()
-    finally:
-        await pool.close()
+    await sweep_once(database_dsn, tmp_path)
     reminded = await (await conn.execute(
         "SELECT user_id FROM subscriptions WHERE 3 = ANY(reminded_days) AND user_id >= 400 ORDER BY 1")).fetchall()
     assert [r[0] for r in reminded] == [400, 401, 402]
