@@ -3,7 +3,7 @@
 -- alone, where it looked up the latest order of every running subscription (1.3 s a read with 300,000
 -- running).
 --
--- Holds subscriptions (ACCESS EXCLUSIVE) for its whole run: 6-8 s on a million subscriptions with 300,000
+-- Holds subscriptions (ACCESS EXCLUSIVE) for its whole run: 5-8 s on a million subscriptions with 300,000
 -- running and 3 million orders (bench/scale.py). The daemon applies it at start, before it serves; with
 -- [database] migrate_on_start = false, run `telepayd migrate` when a few seconds of waiting webhooks and
 -- sweeps are acceptable.
