@@ -34,6 +34,16 @@ FIRST_CONNECT_SECONDS = 3.0
 WORKERS_STOP_SECONDS = 5.0
 
 
+async def _finish_preparing(database: Database, first: asyncio.Task[None]) -> None:
+    """The first attempt to its end (a migration still running), then retries until the database is ready."""
+    try:
+        await first
+    except StoreUnavailable:
+        await database.keep_preparing()
+    else:
+        logger.info("database ready")
+
+
 def setup_routes(app: web.Application) -> None:
     add_routes(app, [
         ("GET", "/health", "health", Caller.ANYONE, views.health),
@@ -52,16 +62,21 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[runtime_key]
     database = Database(runtime.config.database)
     await database.open()
+    # The first attempt gets FIRST_CONNECT_SECONDS before the daemon goes on degraded; it is not cancelled
+    # then (a migration on a big table takes longer, and started again it would take as long again).
+    first = asyncio.create_task(database.prepare(), name="database-first-prepare")
     try:
         async with asyncio.timeout(FIRST_CONNECT_SECONDS):
-            await database.prepare()
+            await asyncio.shield(first)
         logger.info("database ready")
         preparing = None
     except (StoreUnavailable, TimeoutError):
         logger.warning("database not ready at start (%s); running degraded until it is", database.problem)
-        preparing = asyncio.create_task(database.keep_preparing(), name="database-prepare")
+        preparing = asyncio.create_task(_finish_preparing(database, first), name="database-prepare")
         preparing.add_done_callback(runtime.on_background_task_done)
     except BaseException:
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
         await database.close()
         raise
     committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds,

@@ -60,6 +60,7 @@ class Database:
         try:
             async with await connect(self.config) as conn:
                 if self.config.migrate_on_start:
+                    self.problem = "migrating the schema"
                     applied = await schema.migrate(conn)
                     if applied:
                         logger.info("database migrated to version %d", applied[-1].version)
