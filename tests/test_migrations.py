@@ -7,19 +7,9 @@ import psycopg
 from telepayd.store import schema
 
 
-async def migrate_to(conn: psycopg.AsyncConnection, version: int) -> None:
-    async with conn.transaction():
-        await conn.execute(schema._CREATE_TABLE)
-        for migration in schema.migrations():
-            if migration.version <= version:
-                await conn.execute(migration.sql.encode())
-                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                                   [migration.version, migration.name])
-
-
 async def test_0008_gives_running_subscriptions_the_tier_of_the_order_paid_last(database_dsn):
     async with await psycopg.AsyncConnection.connect(database_dsn, autocommit=True) as conn:
-        await migrate_to(conn, 7)
+        await schema.migrate(conn, up_to=7)
         await conn.execute(
             "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title) VALUES (-1001, -1002, 5, 'T');"
             "INSERT INTO tiers (channel_id, position, price, days) VALUES (1, 1, 5, 7), (1, 2, 9, 30);"
@@ -47,19 +37,17 @@ def test_a_long_migration_at_start_runs_once_while_the_daemon_serves_degraded(co
     """Found in review: the first attempt to prepare the database was cancelled after 3 s, so a migration
     that takes longer (0008 on a million subscriptions) rolled back and ran again from the start, and
     /status said "not connected yet" meanwhile. Here another session holds subscriptions for a while."""
+    import asyncio
     import json
     import time
     import urllib.error
     import urllib.request
 
-    with psycopg.connect(config_files.dsn, autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute(schema._CREATE_TABLE)
-            for migration in schema.migrations():
-                if migration.version <= 7:
-                    conn.execute(migration.sql.encode())
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                                 [migration.version, migration.name])
+    async def schema_7() -> None:
+        async with await psycopg.AsyncConnection.connect(config_files.dsn, autocommit=True) as conn:
+            await schema.migrate(conn, up_to=7)
+
+    asyncio.run(schema_7())
 
     def get(path: str) -> tuple[int, dict]:
         try:

@@ -59,8 +59,9 @@ async def current_version(conn: AsyncConnection) -> int:
     return int(row[0]) if row else 0
 
 
-async def migrate(conn: AsyncConnection) -> list[Migration]:
-    """Apply the pending migrations in one transaction; return those applied. Raises ``SchemaTooNew``."""
+async def migrate(conn: AsyncConnection, *, up_to: int | None = None) -> list[Migration]:
+    """Apply the pending migrations (those up to version ``up_to`` only, when given: tests and benchmarks
+    build an older schema) in one transaction; return those applied. Raises ``SchemaTooNew``."""
     known = migrations()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
@@ -68,7 +69,7 @@ async def migrate(conn: AsyncConnection) -> list[Migration]:
         version = await current_version(conn)
         if version > known[-1].version:
             raise SchemaTooNew(version, known[-1].version)
-        pending = [m for m in known if m.version > version]
+        pending = [m for m in known if version < m.version <= (known[-1].version if up_to is None else up_to)]
         for migration in pending:
             logger.info("applying migration %04d_%s", migration.version, migration.name)
             await conn.execute(migration.sql.encode("utf-8"))
