@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: help deps install run demo test bench pyz deb clean
+.PHONY: help deps install run demo test bench pyz deb clean catalogs
 
 help:
 	@echo "make demo    telepayd end to end on this machine: PostgreSQL, emulators, the daemon, a scripted walk"
@@ -10,6 +10,7 @@ help:
 	@echo "make pyz     build dist/telepayd-<version>.pyz"
 	@echo "make deb     build dist/telepayd_<version>_<arch>.deb (installs debhelper when missing, as root)"
 	@echo "make install install telepayd and the test tools with pip"
+	@echo "make catalogs  update the message catalogs (telepayd/locale) from telepayd/texts.py and compile them"
 
 deps:
 	@PYTHON=$(PYTHON) tools/ensure_deps.sh
@@ -37,3 +38,17 @@ deb: deps
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
+
+# The message catalogs (docs/DESIGN.md, "Languages"): the template from telepayd/texts.py, each language's
+# .po brought up to date (new messages empty, stale ones dropped), then compiled to the .mo files that ship.
+LANGUAGES = ru es
+catalogs:
+	pybabel extract --no-location --sort-output --omit-header --no-default-keywords -k _ -k ngettext:1,2 \
+		-o telepayd/locale/telepayd.pot telepayd/texts.py
+	for lang in $(LANGUAGES); do \
+		if [ -f telepayd/locale/$$lang/LC_MESSAGES/telepayd.po ]; then \
+			pybabel update --no-fuzzy-matching --ignore-obsolete -D telepayd -l $$lang \
+				-i telepayd/locale/telepayd.pot -d telepayd/locale; \
+		else pybabel init -D telepayd -l $$lang -i telepayd/locale/telepayd.pot -d telepayd/locale; fi; \
+	done
+	pybabel compile -D telepayd -d telepayd/locale --statistics

@@ -91,6 +91,14 @@ def _tiers(values: list[str] | None) -> list[channels.TierSpec]:
     return tiers
 
 
+def _trial_days(value: int | None) -> int:
+    if value is None:
+        return 0
+    if not 0 <= value <= MAX_TRIAL_DAYS:
+        raise UsageError(f"--trial must be 0 (no trial) to {MAX_TRIAL_DAYS} days, not {value}")
+    return value
+
+
 def _tier_list(tiers: list[channels.TierSpec]) -> str:
     return "[" + ", ".join(f"{t.price}:{t.days}" + (f":{t.stars}" if t.stars else "") for t in tiers) + "]"
 
@@ -121,10 +129,13 @@ async def _resolve_channel(conn: AsyncConnection, text: str) -> channels.Channel
     return found
 
 
+MAX_TRIAL_DAYS = 365
+
+
 def _describe(channel: channels.Channel) -> str:
     tiers = ", ".join(f"{texts.money(t.price)}/{t.days}d" + (f" or {t.stars_price} stars" if t.stars_price else "")
                       for t in channel.tiers) or "no tiers"
-    state = " (removed)" if channel.removed else ""
+    state = (f", {channel.trial_days}-day free trial" if channel.trial_days else "") + (" (removed)" if channel.removed else "")
     return (
         f"{channel.id}\topen {channel.open_channel_id}\tclosed {channel.closed_channel_id}\towner {channel.owner_chat_id}"
         f"\t{channel.title}\t{tiers}{state}"
@@ -152,7 +163,7 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
                     key = await channels.add(
                         conn, open_channel_id=open_id, closed_channel_id=closed_id,
                         owner_chat_id=owner_id, title=args.title.strip(),
-                        description=(args.description or "").strip(), tiers=tiers,
+                        description=(args.description or "").strip(), tiers=tiers, trial_days=_trial_days(args.trial),
                     )
                 except channels.ChannelConflict as exc:
                     raise UsageError(str(exc)) from None
@@ -168,9 +179,11 @@ async def channels_command(config: Config, args: argparse.Namespace) -> list[str
                 fields["description"] = args.description.strip()
             if args.owner is not None:
                 fields["owner_chat_id"] = parse_user_id(args.owner, "--owner")
+            if args.trial is not None:
+                fields["trial_days"] = _trial_days(args.trial)
             tiers = _tiers(args.tier)
             if not fields and not tiers:
-                raise UsageError("nothing to update: give --title, --description, --owner or --tier")
+                raise UsageError("nothing to update: give --title, --description, --owner, --trial or --tier")
             async with conn.transaction():
                 await channels.update(conn, channel.id, fields)
                 if tiers:
@@ -354,7 +367,8 @@ async def refund_command(config: Config, order_id: str) -> list[str]:
                              "nothing changed, try again") from None
         try:
             async with conn.transaction():
-                outcome = await stars_rules.apply_refund(conn, charge.charge_id, source="operator")
+                outcome = await stars_rules.apply_refund(conn, charge.charge_id, source="operator",
+                                                             default_language=config.bot.default_language)
                 await anomalies.record_operator_action(conn, "stars_refund", f"order {order_id} charge {charge.charge_id}: {outcome}",
                                                        user_id=order.user_id, channel_id=order.channel_id)
             after = await _order_state(conn, order_id)

@@ -117,6 +117,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
         lambda: runtime.config.outbox,
         on_error=lambda where, exc: runtime.metrics.log_error(logger, where, exc),
         instruments=runtime.metrics.instruments,
+        default_language=lambda: runtime.config.bot.default_language,
     )
     bot = TelegramBot(runtime.config.telegram, BotDeps(runtime, database, app[nowpayments_key], outbox.wake))
     bot.start().add_done_callback(runtime.on_background_task_done)

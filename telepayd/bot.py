@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telegram import Bot, Update
+from telegram import Bot, BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
+from . import languages
 from .backoff import Backoff
 from .config import TelegramConfig
 from .handlers.commands import BotDeps, Handlers
@@ -77,6 +78,7 @@ class TelegramBot:
 
     def __init__(self, config: TelegramConfig, deps: BotDeps) -> None:
         self.config = config
+        self._default_language = lambda: deps.runtime.config.bot.default_language
         self.application = build_application(config, deps.runtime.metrics.instruments.telegram_answer)
         Handlers(deps).register(self.application)
         self.ready = False
@@ -120,6 +122,7 @@ class TelegramBot:
         self.ready = True
         self.problem = ""
         logger.info("Telegram bot @%s ready (%s mode)", self.application.bot.username, self.config.mode)
+        await register_menus(self.application.bot, self._default_language())
 
     async def feed(self, data: dict[str, Any]) -> None:
         """Queue one update from the webhook; raises ``ValueError`` when it is not an Update and ``BotBusy``
@@ -162,3 +165,18 @@ class TelegramBot:
                 logger.warning("stopping: updates still being handled after %.0f s were cut short", STOP_SECONDS)
         with contextlib.suppress(Exception):
             await self.application.shutdown()
+
+
+async def register_menus(bot: Bot, default_language: str) -> None:
+    """The command menu and the bot's description in each language (``language_code``), and in the default
+    language for everyone else. Best effort: a failure is logged, the bot works without them."""
+    try:
+        for code in (None, *languages.AVAILABLE):
+            texts = languages.texts_in(code or default_language)
+            commands = [BotCommand(command, description) for command, description in texts.COMMANDS.items()]
+            await bot.set_my_commands(commands, language_code=code)
+            await bot.set_my_description(texts.BOT_DESCRIPTION, language_code=code)
+    except TelegramError as exc:
+        logger.warning("the command menus were not registered (%s); the bot works without them", exc)
+        return
+    logger.info("command menus registered in %s", ", ".join(languages.AVAILABLE))

@@ -34,6 +34,10 @@ TIER_HELP = ("a plan: price in USD and days, like 9.99:30 (at most two decimals)
              "Stars, like 9.99:30:500 (1-10000; a plan without one is not sold in Stars); repeat for up to 3 plans")
 
 
+TRIAL_HELP = ("a free trial of DAYS days (1-365; 0: none, the default), offered once per user to those who never "
+              "had a trial or a subscription in the channel")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="telepayd", description="Sell access to private Telegram channels.",
@@ -80,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--title", required=True, metavar="T", help="the name buyers see, 1-128 characters")
     add.add_argument("--description", default="", metavar="D", help="a line shown under the title (optional)")
     add.add_argument("--tier", action="append", metavar="PRICE:DAYS[:STARS]", help=TIER_HELP)
+    add.add_argument("--trial", type=whole_number(), metavar="DAYS", help=TRIAL_HELP)
     listing = channel_actions.add_parser("list", help="list channels (key, ids, title, plans)",
                                          description="List the channels on sale: key, open, closed and owner ids, title, plans.")
     listing.add_argument("--all", action="store_true", help="include channels taken off sale")
@@ -91,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--description", metavar="D", help="a new description ('' for none)")
     update.add_argument("--owner", metavar="CHAT_ID", help=OWNER_HELP)
     update.add_argument("--tier", action="append", metavar="PRICE:DAYS[:STARS]", help=TIER_HELP + "; replaces every plan")
+    update.add_argument("--trial", type=whole_number(), metavar="DAYS", help=TRIAL_HELP)
     remove = channel_actions.add_parser("remove", help="take a channel off sale",
                                         description="Take a channel off sale (its subscriptions run to their end).")
     remove.add_argument("id", metavar="ID", help=CHANNEL_REF)
@@ -173,6 +179,61 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the open channel id of a channel on sale, like -1001111111111 (repeat for "
                            "several); default: every channel on sale")
     _add_config_option(broadcast)
+
+    codes_parser = commands.add_parser(
+        "codes", help="access codes: days of access or a percentage off, redeemed with /redeem or a deep link",
+        description="Access codes for a channel: each gives days of access (--days) or a percentage off the user's next "
+        "invoice there (--percent). A user redeems one with /redeem CODE or its deep link "
+        "https://t.me/<bot>?start=code_<CODE>, once, while it has uses left, has not expired and is not disabled.",
+    )
+    code_actions = codes_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    code_create = code_actions.add_parser(
+        "create", help="create codes and print their deep links",
+        usage="%(prog)s --channel ID (--days N | --percent P) [--tier K] [--uses N] [--expires DATE] [--count K] "
+        "[--prefix TEXT] [-c FILE]",
+        description="Create --count codes alike, each random (at least 40 bits, no look-alike characters), and print "
+        "one line per code with its deep link (the bot's username asked of Telegram).",
+        epilog="example: telepayd codes create --channel 3 --percent 20 --tier 2 --uses 50 --expires 2026-03-31 --prefix SPRING",
+    )
+    code_create.add_argument("--channel", metavar="ID", help=CHANNEL_REF + " (required)")
+    code_create.add_argument("--days", metavar="N", help="the days of access a code gives, 1-3650 (give --days or --percent)")
+    code_create.add_argument("--percent", metavar="P", help="the percentage a code takes off the user's next invoice in "
+                             "the channel, 1-99 (give --days or --percent)")
+    code_create.add_argument("--tier", metavar="K", help="with --percent: for the plan at that position only, 1-3 as "
+                             "'channels list' shows them (default: any plan)")
+    code_create.add_argument("--uses", metavar="N", help="how many users may redeem each code, once each (default 1)")
+    code_create.add_argument("--expires", metavar="DATE", help="redeemable until the end of that day, YYYY-MM-DD (UTC), "
+                             "or until an ISO datetime like 2026-03-31T18:00+02:00 (default: no expiry)")
+    code_create.add_argument("--count", metavar="K", help="how many codes to create, 1-1000 (default 1)")
+    code_create.add_argument("--prefix", metavar="TEXT", help="put before each code's random part: up to 12 letters "
+                             "A-Z and digits 0-9, like SPRING")
+    code_list = code_actions.add_parser("list", help="list codes, newest first",
+                                        description="List codes, newest first: code, channel, what it gives, "
+                                        "used/uses, expiry, state (active, used up, expired, disabled).")
+    code_list.add_argument("--channel", metavar="ID", help=CHANNEL_REF + " (default: every channel)")
+    code_show = code_actions.add_parser("show", help="a code and who redeemed it",
+                                        description="A code's details and its redemptions: user, when, order.")
+    code_show.add_argument("code", metavar="CODE", help="the code (any case; spaces and dashes are ignored)")
+    code_disable = code_actions.add_parser("disable", help="stop a code from being redeemed",
+                                           description="Disable a code: it can no longer be redeemed, and a percent "
+                                           "code's redemptions not yet on an invoice give no discount any more.")
+    code_disable.add_argument("code", metavar="CODE", help="the code (any case; spaces and dashes are ignored)")
+    for sub in (code_create, code_list, code_show, code_disable):
+        _add_config_option(sub)
+
+    report = commands.add_parser(
+        "report", help="the owners' numbers: subscribers, new, renewed, churned, revenue, trials, codes",
+        description="Per channel: the subscriptions running now (by plan and by rail), and for the month (UTC) and "
+        "the month before: new and renewed paid subscriptions, churned subscriptions, revenue by rail (subscriptions "
+        "and donations), trials taken and converted, codes redeemed. With --csv: one row per order paid in the month.",
+        epilog="example: telepayd report --month 2026-03; telepayd report --channel 3 --month 2026-03 --csv > march.csv",
+    )
+    report.add_argument("--channel", metavar="ID", help=CHANNEL_REF + "; default: every channel on sale "
+                        "(with --csv: every channel)")
+    report.add_argument("--month", metavar="YYYY-MM", help="the month, like 2026-03 (default: this month, UTC)")
+    report.add_argument("--csv", action="store_true",
+                        help="print CSV: date,channel,tier,rail,currency,amount,user_id,code, one row per paid order")
+    _add_config_option(report)
 
     sign = commands.add_parser(
         "sign", help="print Standard Webhooks headers for the body on standard input",
@@ -262,6 +323,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
     from telegram.error import TelegramError
 
     from . import admin
+    from . import admin_codes
+    from . import admin_report
     from .errors import StoreUnavailable
 
     config = _load_or_report(config_path(args.config))
@@ -278,6 +341,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
         "set-webhook": lambda: admin.set_webhook_command(config),
         "outbox": lambda: admin.outbox_command(config, args),
         "broadcast": lambda: admin.broadcast_command(config, args),
+        "codes": lambda: admin_codes.codes_command(config, args),
+        "report": lambda: admin_report.report_command(config, args),
     }[args.command]
     try:
         lines = asyncio.run(run())
@@ -306,6 +371,8 @@ COMMANDS = {
     "set-webhook": cmd_operator,
     "outbox": cmd_operator,
     "broadcast": cmd_operator,
+    "codes": cmd_operator,
+    "report": cmd_operator,
 }
 
 

@@ -140,6 +140,14 @@ DEFAULT_TERMS_TEXT = (
 
 
 @dataclass(frozen=True)
+class BotConfig:
+    """How the bot speaks and what it tolerates (docs/DESIGN.md, "Languages", "Access codes")."""
+
+    default_language: str = "en"  # for users whose Telegram language has no catalog here
+    wrong_codes_per_hour: int = 10  # wrong access codes a user may send in an hour before a pause
+
+
+@dataclass(frozen=True)
 class StarsConfig:
     """Telegram Stars (currency XTR) beside NowPayments (docs/DESIGN.md)."""
 
@@ -202,6 +210,7 @@ class Config:
     payments: PaymentsConfig = PaymentsConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     stars: StarsConfig = StarsConfig()
+    bot: BotConfig = BotConfig()
     # The config file's folder when a path in it was relative (they are read from there), else None.
     relative_paths_from: Path | None = None
 
@@ -439,7 +448,7 @@ def load(path: Path) -> Config:
 
     sections = {
         "server", "webhooks", "telegram", "nowpayments", "database", "donations", "subscriptions", "logging",
-        "outbox", "retention", "payments", "reconcile", "stars",
+        "outbox", "retention", "payments", "reconcile", "stars", "bot",
     }
     for name in sorted(set(data) - sections):
         problems.add(f"[{name}]", f"unknown section (known sections: {', '.join(sorted(sections))})")
@@ -459,6 +468,7 @@ def load(path: Path) -> Config:
         payments=_load_payments(problems, data),
         reconcile=_load_reconcile(problems, data),
         stars=_load_stars(problems, data),
+        bot=_load_bot(problems, data),
         relative_paths_from=problems.folder if problems.relative_used else None,
     )
     if config.retention.webhook_ids_days * 86400 < 2 * config.webhooks.tolerance_seconds:
@@ -710,6 +720,17 @@ def _load_reconcile(problems: _Problems, data: dict[str, Any]) -> ReconcileConfi
         interval_seconds=s.integer("interval_seconds", d.interval_seconds, minimum=1, maximum=86400),
         batch_size=s.integer("batch_size", d.batch_size, minimum=1, maximum=1000),
         buyer_checks_per_hour=s.integer("buyer_checks_per_hour", d.buyer_checks_per_hour, minimum=1, maximum=100),
+    )
+
+
+def _load_bot(problems: _Problems, data: dict[str, Any]) -> BotConfig:
+    from .languages import AVAILABLE
+
+    s = _section(problems, data, "bot", {"default_language", "wrong_codes_per_hour"})
+    d = BotConfig()
+    return BotConfig(
+        default_language=s.string("default_language", d.default_language, choices=AVAILABLE),
+        wrong_codes_per_hour=s.integer("wrong_codes_per_hour", d.wrong_codes_per_hour, minimum=1, maximum=1000),
     )
 
 

@@ -26,7 +26,8 @@ from telegram.helpers import create_deep_linked_url
 from .backoff import Backoff
 from .metrics import Instruments
 from .config import OutboxConfig
-from . import texts
+from . import languages
+from .texts import Texts
 from .store import anomalies, channels, locks, notifications, subscriptions
 from .store import outbox as outbox_store
 from .store.pool import UNAVAILABLE_ERRORS
@@ -91,8 +92,9 @@ class OutboxWorker:
 
     def __init__(self, pool: AsyncConnectionPool, bot: Callable[[], Bot | None], limits: Callable[[], OutboxConfig],
                  *, on_error: Callable[[str, BaseException], None] = lambda where, exc: None,
-                 instruments: Instruments | None = None) -> None:
+                 instruments: Instruments | None = None, default_language: Callable[[], str] = lambda: "en") -> None:
         self._pool = pool
+        self._default_language = default_language  # for rows queued without a language, and owners
         self._instruments = instruments or Instruments(enabled=False)
         self._on_error = on_error
         self._bot = bot
@@ -244,8 +246,18 @@ class OutboxWorker:
 
     async def _send_text(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
         payload = message.payload
+        renew = payload.get("renew_channel_key")
+        markup = _renew_button(bot, renew, await self._texts(payload, chat_id)) if renew is not None else None
         await bot.send_message(chat_id, payload["text"], parse_mode=ParseMode.HTML, disable_web_page_preview=True,
-                               reply_markup=_renew_button(bot, payload.get("renew_channel_key")))
+                               reply_markup=markup)
+
+    async def _texts(self, payload: dict[str, Any], chat_id: int) -> Texts:
+        """The language the row was queued in, else (queued without one) the recipient's as known now."""
+        language = payload.get("language")
+        if isinstance(language, str):
+            return languages.texts_in(language)
+        async with self._pool.connection() as conn:
+            return await languages.texts_of(conn, chat_id, self._default_language())
 
     async def _edit(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
         await _edit_or_forget(bot, chat_id, int(message.payload["message_id"]), message.payload["text"])
@@ -254,10 +266,11 @@ class OutboxWorker:
         notification_id = int(message.payload["notification_id"])
         async with self._pool.connection() as conn:
             found = await notifications.get(conn, notification_id)
-        if found is None:
+            owner = await languages.texts_of(conn, chat_id, self._default_language()) if found is not None else None
+        if found is None or owner is None:
             raise PermanentFailure(f"notification {notification_id} does not exist")
         # The channel may have been taken off sale since: its owner still hears of the payment.
-        text = texts.owner_notification(found.title or found.open_channel_id, found.payment_type, found.payment_data)
+        text = owner.owner_notification(found.title or found.open_channel_id, found.payment_type, found.payment_data)
         await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         async with self._pool.connection() as conn:
             await notifications.mark_delivered(conn, notification_id)
@@ -288,11 +301,12 @@ class OutboxWorker:
                         user_id=message.chat_id, chat_id=payload["closed_chat_id"], expires_at=expires,
                     )
                     await outbox_store.save_progress(conn, message.id, payload)
+        texts = await self._texts(payload, message.chat_id)
         if payload.get("fresh"):
             text = texts.fresh_join_link(payload["title"], payload["invite_link"], int(payload["hours"]))
         else:
-            text = texts.join_link(payload["title"], payload["invite_link"], int(payload["hours"]),
-                                   datetime.fromisoformat(payload["ends_at"]))
+            say = {"trial": texts.trial_link, "code": texts.code_link}.get(payload.get("reason"), texts.join_link)
+            text = say(payload["title"], payload["invite_link"], int(payload["hours"]), datetime.fromisoformat(payload["ends_at"]))
         await bot.send_message(message.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
 
     async def _lost_rights(self, closed_chat_id: int, reason: str) -> None:
@@ -304,7 +318,8 @@ class OutboxWorker:
                 logger.warning("anomaly bot_lost_rights: %s", detail)
                 await anomalies.record(conn, "bot_lost_rights", detail)
                 if channel is not None:
-                    await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.lost_rights(channel.title))
+                    owner = await languages.texts_of(conn, channel.owner_chat_id, self._default_language())
+                    await outbox_store.enqueue_message(conn, channel.owner_chat_id, owner.lost_rights(channel.title))
 
     async def _post_in_channel(self, bot: Bot, message: outbox_store.OutboxMessage, chat_id: int) -> None:
         """Post the subscribe/donate message, or edit the one posted before."""
@@ -315,6 +330,7 @@ class OutboxWorker:
             post = await notifications.get_post(conn, channel_key)
         if channel is None or channel.removed:
             raise PermanentFailure(f"channel {channel_key} is no longer on sale")
+        texts = languages.texts_in(self._default_language())  # a channel's readers: the default language
         text = texts.channel_post(channel.title, channel.description, channel.lowest_price)
         markup = InlineKeyboardMarkup([[
             InlineKeyboardButton(texts.SUBSCRIBE, url=create_deep_linked_url(bot.username, f"sub_{channel.id}")),
@@ -359,8 +375,9 @@ class OutboxWorker:
             payload["removed"] = True
             async with self._pool.connection() as conn:
                 await outbox_store.save_progress(conn, message.id, payload)
+        texts = await self._texts(payload, message.chat_id)
         await bot.send_message(message.chat_id, texts.removed(payload["title"]), parse_mode=ParseMode.HTML,
-                               reply_markup=_renew_button(bot, payload.get("channel_key")))
+                               reply_markup=_renew_button(bot, payload["channel_key"], texts))
 
 
     async def _revoke_links(self, bot: Bot, user_id: int, closed_chat_id: int) -> None:
@@ -387,9 +404,7 @@ async def _edit_or_forget(bot: Bot, chat_id: int, message_id: int, text: str) ->
             raise
 
 
-def _renew_button(bot: Bot, channel_key: Any) -> InlineKeyboardMarkup | None:
-    if channel_key is None:
-        return None
+def _renew_button(bot: Bot, channel_key: Any, texts: Texts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RENEW, url=create_deep_linked_url(bot.username, f"sub_{int(channel_key)}"))]])
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 
 from .config import Config
-from . import texts
+from .languages import texts_of
 from .numbers import ascii_int
 from .store import anomalies, channels, orders, payments, subscriptions
 from .store import outbox as outbox_store
@@ -29,6 +29,21 @@ FINAL_STATUSES = frozenset({"failed", "expired", "refunded"})
 KNOWN_STATUSES = frozenset(STATUS_RANK) | FINAL_STATUSES
 # Outcomes that refuse a status (an anomaly is recorded): nothing of the payment changed.
 REFUSALS = frozenset({"unknown_order", "price_mismatch", "payment_order_mismatch", "unknown_channel"})
+
+
+# The smallest invoice a discount may leave: NowPayments refuses invoices below about a dollar (its minimum
+# depends on the coin the buyer picks); Telegram's smallest price is one Star.
+MIN_DISCOUNTED_USD = Decimal("1.00")
+MIN_DISCOUNTED_STARS = 1
+
+
+def discounted(price: Decimal, percent: int, rail: str) -> Decimal:
+    """``price`` less ``percent``, rounded half up to cents (USD) or whole Stars, never below the provider's
+    minimum nor above ``price``."""
+    off = price * (100 - percent) / 100
+    if rail == "stars":
+        return min(price, max(Decimal(MIN_DISCOUNTED_STARS), off.quantize(Decimal(1), ROUND_HALF_UP)))
+    return min(price, max(MIN_DISCOUNTED_USD, off.quantize(Decimal("0.01"), ROUND_HALF_UP)))
 
 
 class InvalidIpn(ValueError):
@@ -165,22 +180,26 @@ async def _apply(conn: AsyncConnection, ipn: Ipn, config: Config) -> str:
         if ends_at is not None and order.days:
             await payments.set_granted_window(conn, ipn.payment_id, ends_at - timedelta(days=order.days), ends_at)
         return "granted"
+    default = config.bot.default_language
     if status == "partially_paid":
+        buyer = await texts_of(conn, order.user_id, default)
         await outbox_store.enqueue_message(
-            conn, order.user_id, texts.partially_paid(channel.title, ipn.actually_paid, ipn.pay_currency, order.price))
+            conn, order.user_id, buyer.partially_paid(channel.title, ipn.actually_paid, ipn.pay_currency, order.price))
     elif status in ("failed", "expired"):
         # One payment of the order ended unpaid. The order ends with it only when nothing else of it was
         # paid or is still under way (a buyer who switched coins pays with another payment).
         if order.status in ("paid", "refunded") or await payments.order_has_other_live_payment(conn, order.order_id, ipn.payment_id):
             return f"status {status}: another payment of the order is paid or under way"
         await orders.set_status(conn, order.order_id, status)
-        tell = texts.payment_failed if status == "failed" else texts.payment_expired
+        buyer = await texts_of(conn, order.user_id, default)
+        tell = buyer.payment_failed if status == "failed" else buyer.payment_expired
         await outbox_store.enqueue_message(conn, order.user_id, tell(channel.title))
     elif status == "refunded":
         await orders.set_status(conn, order.order_id, "refunded")
         if payment is not None and payment.granted_at is not None:
-            return await take_back(conn, order, channel, payment)
-        await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_refund(channel.title, order.price, order.user_id, currency=order.currency))
+            return await take_back(conn, order, channel, payment, default)
+        owner = await texts_of(conn, channel.owner_chat_id, default)
+        await outbox_store.enqueue_message(conn, channel.owner_chat_id, owner.owner_refund(channel.title, order.price, order.user_id, currency=order.currency))
     return f"status {status}"
 
 
@@ -192,7 +211,8 @@ class Grant(Protocol):
     granted_until: datetime | None
 
 
-async def take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, payment: Grant) -> str:
+async def take_back(conn: AsyncConnection, order: orders.Order, channel: channels.Channel, payment: Grant,
+                    default_language: str) -> str:
     """A refund of a payment that granted: the subscription loses what is left of the access that payment
     bought — never what other payments bought, never time already used, nothing after a revoke (which spent
     every earlier grant) — and never ends before now (at now the sweeper removes the member as at
@@ -211,12 +231,14 @@ async def take_back(conn: AsyncConnection, order: orders.Order, channel: channel
         ends_at = await subscriptions.shorten(conn, user_id=order.user_id, channel_id=channel.id, by=left) if left else (state[0] if state else None)
     days_back = round(left.total_seconds() / 86400) if left else 0
     still_active = ends_at is not None and ends_at > datetime.now(timezone.utc)
-    to_buyer = (texts.refunded_buyer(channel.title, order.price, ends_at if still_active else None, taken_back=bool(left),
+    buyer = await texts_of(conn, order.user_id, default_language)
+    owner = await texts_of(conn, channel.owner_chat_id, default_language)
+    to_buyer = (buyer.refunded_buyer(channel.title, order.price, ends_at if still_active else None, taken_back=bool(left),
                                      currency=order.currency)
-                if order.kind == "subscription" else texts.refunded_donation(channel.title, order.price, order.currency))
+                if order.kind == "subscription" else buyer.refunded_donation(channel.title, order.price, order.currency))
     await outbox_store.enqueue_message(conn, order.user_id, to_buyer)
     await outbox_store.enqueue_message(conn, channel.owner_chat_id,
-                                       texts.owner_refund(channel.title, order.price, order.user_id, days_back, currency=order.currency))
+                                       owner.owner_refund(channel.title, order.price, order.user_id, days_back, currency=order.currency))
     logger.info("order %s refunded after it granted: %s taken back from user %s in channel %s, now until %s",
                 order.order_id, left, order.user_id, channel.id, ends_at)
     return "refunded: access taken back" if left else "refunded"
@@ -229,18 +251,20 @@ async def grant(conn: AsyncConnection, order: orders.Order, channel: channels.Ch
     The buyer gets a personal join link, except on a ``renewal`` (a Stars subscription charged again) while
     they are still a member: then a message saying until when it runs."""
     await orders.set_status(conn, order.order_id, "paid")
+    buyer = await texts_of(conn, order.user_id, config.bot.default_language)
     ends_at = None
     if order.kind == "subscription" and order.days:
         still_member = renewal and await subscriptions.is_member(conn, order.user_id, channel.id)
         ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days,
                                               tier_id=order.tier_id)
         if still_member:
-            await outbox_store.enqueue_message(conn, order.user_id, texts.stars_renewed(channel.title, int(order.price), ends_at))
+            await outbox_store.enqueue_message(conn, order.user_id, buyer.stars_renewed(channel.title, int(order.price), ends_at))
         else:
             await subscriptions.touch_link(conn, order.user_id, channel.id)
             await outbox_store.enqueue_join_link(
                 conn, order.user_id, closed_chat_id=channel.closed_channel_id, title=channel.title,
                 hours=config.subscriptions.invite_link_hours, order_id=order.order_id, ends_at=ends_at,
+                language=buyer.language,
             )
         logger.info("order %s paid (%s%s): user %s subscribed to channel %s until %s", order.order_id, order.rail,
                     ", a renewal" if renewal else "", order.user_id, channel.id, ends_at)
@@ -248,6 +272,7 @@ async def grant(conn: AsyncConnection, order: orders.Order, channel: channels.Ch
         logger.info("order %s paid (%s): donation of %s %s to channel %s", order.order_id, order.rail, order.price,
                     order.currency, channel.id)
     if config.nowpayments.notify_owner_on_ipn or order.rail != "nowpayments":
-        await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.owner_payment(
+        owner = await texts_of(conn, channel.owner_chat_id, config.bot.default_language)
+        await outbox_store.enqueue_message(conn, channel.owner_chat_id, owner.owner_payment(
             channel.title, order.kind, order.price, order.days, order.user_id, order.username, order.currency, renewal))
     return ends_at

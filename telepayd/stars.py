@@ -20,7 +20,8 @@ from decimal import Decimal
 from psycopg import AsyncConnection
 
 from .config import Config
-from . import payments, texts
+from . import payments
+from .texts import Texts
 from .store import channels, orders
 from .store import stars as stars_store
 
@@ -61,9 +62,9 @@ def subscription_invoice(order: orders.Order) -> bool:
     return order.kind == "subscription" and order.days == SUBSCRIPTION_DAYS
 
 
-def precheckout_refusal(order: orders.Order | None, *, user_id: int, currency: str, total_amount: int,
+def precheckout_refusal(order: orders.Order | None, texts: Texts, *, user_id: int, currency: str, total_amount: int,
                         renews_already: bool = False) -> str | None:
-    """Why Telegram must not charge this pre-checkout (a short text for the buyer), or None to let it.
+    """Why Telegram must not charge this pre-checkout (a short text for the buyer, in ``texts``' language), or None to let it.
     ``renews_already``: the buyer's access to the order's channel is renewed by a Stars subscription already
     (a second one would charge them twice a month)."""
     if order is None or order.rail != "stars":
@@ -152,7 +153,7 @@ async def _apply(conn: AsyncConnection, p: StarsPayment, config: Config) -> tupl
     return ("renewed" if renewal else "granted"), order.order_id
 
 
-async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str) -> str:
+async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str, default_language: str) -> str:
     """A Stars charge was refunded (by ``telepayd orders refund`` or a ``refunded_payment`` update): take back
     what is left of what it bought, once, and tell the buyer and the owner."""
     charge = await stars_store.get(conn, charge_id, for_update=True)
@@ -169,6 +170,6 @@ async def apply_refund(conn: AsyncConnection, charge_id: str, *, source: str) ->
     await orders.set_status(conn, order.order_id, "refunded")
     if charge.is_recurring:  # Telegram ends a subscription whose charge is refunded
         await stars_store.end_renewal(conn, user_id=order.user_id, channel_id=channel.id)
-    outcome = await payments.take_back(conn, order, channel, charge)
+    outcome = await payments.take_back(conn, order, channel, charge, default_language)
     logger.info("Stars charge %s of order %s refunded (%s): %s", charge_id, order.order_id, source, outcome)
     return outcome

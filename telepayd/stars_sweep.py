@@ -112,7 +112,8 @@ class StarsSweep:
                         f"charge {payment.charge_id} of order {payment.payload} (user {payment.user_id}, {payment.amount} XTR)")
         if refunds:
             for charge_id in await stars_store.refundable(conn, refunds):
-                applied += await self._one(conn, lambda: stars.apply_refund(conn, charge_id, source="sweep"),
+                applied += await self._one(conn, lambda: stars.apply_refund(
+                    conn, charge_id, source="sweep", default_language=self._config().bot.default_language),
                                            f"the refund of charge {charge_id}")
         await stars_store.set_sweep_position(conn, max(offset, position))
         if applied:

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .config import Config
-from . import texts
+from . import languages
 from .reconcile import INVOICE_LIFETIME
 from .store import channels, locks, orders, sweeps, webhook_messages
 from .store import outbox as outbox_store
@@ -103,9 +103,10 @@ class Sweeper:
         days = config.subscriptions.reminder_days
         if not days:
             return 0
-        return await _in_batches(lambda after: self._remind_batch(days, after))
+        return await _in_batches(lambda after: self._remind_batch(days, after, config.bot.default_language))
 
-    async def _remind_batch(self, days: tuple[int, ...], after: datetime | None) -> tuple[int, int, datetime | None]:
+    async def _remind_batch(self, days: tuple[int, ...], after: datetime | None,
+                            default_language: str) -> tuple[int, int, datetime | None]:
         queued = 0
         async with self._pool.connection() as conn:
             async with conn.transaction():
@@ -117,19 +118,21 @@ class Sweeper:
                     if not due:
                         continue
                     # One reminder per sweep, for the nearest day; the farther ones are then past.
+                    texts = languages.texts_for(sub.language, sub.telegram_language, default_language)
                     if sub.renews:  # no nagging: it renews by itself
                         await outbox_store.enqueue_message(conn, sub.user_id, texts.reminder_renews(sub.title, sub.ends_at))
                     else:
                         await outbox_store.enqueue_message(conn, sub.user_id, texts.reminder(sub.title, sub.ends_at),
-                                                           renew_channel_key=sub.channel_id)
+                                                           renew_channel_key=sub.channel_id, language=texts.language)
                     await sweeps.mark_reminded(conn, sub.user_id, sub.channel_id, sorted(set(sub.reminded_days) | set(due)))
                     queued += 1
         return len(owed), queued, owed[-1].ends_at if owed else after
 
     async def _removals(self, config: Config) -> int:
-        return await _in_batches(lambda _: self._remove_batch(config.subscriptions.removal_dry_run))
+        return await _in_batches(lambda _: self._remove_batch(config.subscriptions.removal_dry_run,
+                                                             config.bot.default_language))
 
-    async def _remove_batch(self, dry_run: bool) -> tuple[int, int, None]:
+    async def _remove_batch(self, dry_run: bool, default_language: str) -> tuple[int, int, None]:
         queued = 0
         async with self._pool.connection() as conn:
             async with conn.transaction():
@@ -142,8 +145,9 @@ class Sweeper:
                             logger.info("removal_dry_run: would remove user %s from %s (ended %s)",
                                         sub.user_id, sub.closed_channel_id, sub.ends_at)
                         continue
+                    language = languages.pick(sub.language, sub.telegram_language, default_language)
                     await outbox_store.enqueue_removal(conn, sub.user_id, closed_chat_id=sub.closed_channel_id,
-                                                       title=sub.title, channel_key=sub.channel_id)
+                                                       title=sub.title, channel_key=sub.channel_id, language=language)
                     await sweeps.mark_removed(conn, sub.user_id, sub.channel_id)
                     logger.info("subscription of user %s to channel %s ended: removal queued", sub.user_id, sub.channel_id)
                     queued += 1
@@ -154,6 +158,7 @@ class Sweeper:
             async with conn.transaction():
                 stale = await sweeps.take_stale_keypads(conn, config.donations.keypad_timeout_seconds)
                 for pad in stale:
+                    texts = await languages.texts_of(conn, pad.user_id, config.bot.default_language)
                     await outbox_store.enqueue_edit(conn, pad.chat_id, pad.message_id, texts.KEYPAD_EXPIRED)
         return len(stale)
 

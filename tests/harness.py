@@ -250,15 +250,20 @@ class TelegramUser:
 
     _update_ids = iter(range(1, 10**9))
 
-    def __init__(self, daemon: Daemon, user_id: int, username: str = "alice", *, secret: str = "tg-secret-token-1") -> None:
+    def __init__(self, daemon: Daemon, user_id: int, username: str = "alice", *, secret: str = "tg-secret-token-1",
+                 language_code: str | None = None) -> None:
         self.daemon = daemon
         self.user_id = user_id
         self.username = username
         self.secret = secret
+        self.language_code = language_code  # Telegram's language_code for the user, when set
 
     @property
     def user(self) -> dict:
-        return {"id": self.user_id, "is_bot": False, "first_name": self.username.title(), "username": self.username}
+        user = {"id": self.user_id, "is_bot": False, "first_name": self.username.title(), "username": self.username}
+        if self.language_code is not None:
+            user["language_code"] = self.language_code
+        return user
 
     def _post(self, update: dict) -> int:
         import json

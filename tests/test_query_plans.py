@@ -15,14 +15,15 @@ import pytest
 
 from telepayd import payments, stars
 from telepayd.config import load
-from telepayd.store import channels, orders, outbox, schema, stats, subscriptions, sweeps
+from telepayd.store import channels, orders, outbox, reports, schema, stats, subscriptions, sweeps, trials, users
+from telepayd.store import codes as codes_store
 from telepayd.store import payments as payments_store
 from telepayd.store import stars as stars_store
 from telepayd.store import webhook_messages
 
 # The tables that grow without bound (a busy operator keeps years of them).
 BIG_TABLES = frozenset({"orders", "payments", "ipn_events", "outbox", "subscriptions", "webhook_messages", "stars_charges",
-                        "join_links"})
+                        "join_links", "users", "trials", "access_codes", "code_redemptions"})
 SKIPPED = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET", "SELECT PG_", "EXPLAIN")
 
 
@@ -107,7 +108,7 @@ async def hot_paths(conn, tmp_path) -> None:
                                    source="update"),
         lambda: stars.apply_charge(conn, stars.StarsPayment("stx2", f"tp_{1:020d}", 101, "XTR", 500, True), "{}", cfg,
                                    source="sweep"),
-        lambda: stars.apply_refund(conn, "stx1", source="update"),
+        lambda: stars.apply_refund(conn, "stx1", source="update", default_language="en"),
         lambda: stars.apply_charge(conn, stars.StarsPayment("stx3", f"tp_{1:020d}", 101, "XTR", 500, True), "{}", cfg,
                                    source="sweep"),  # a renewal after the refund ended it: refused
         lambda: stars_store.known(conn, ["stx1", "stx9"]),
@@ -125,6 +126,19 @@ async def hot_paths(conn, tmp_path) -> None:
         lambda: stats.snapshot(conn),  # what /metrics and /status read (every 5 s at most)
         lambda: outbox.purge_sent(conn, 30),
         lambda: webhook_messages.purge_ids(conn, 7),
+        # Growth: a user's language, a trial, an access code, the owner's numbers.
+        lambda: users.seen(conn, 101, "ru"),
+        lambda: users.seen(conn, 101, None),
+        lambda: users.language_of(conn, 101),
+        lambda: trials.offered(conn, 101, 1),
+        lambda: trials.take(conn, 102, 1, 7),
+        lambda: codes_store.redeem(conn, "NOSUCHCODE", 101),
+        lambda: codes_store.pending_discount(conn, user_id=101, channel_id=1, tier_position=1),
+        lambda: reports.owned_channels(conn, 555),
+        lambda: reports.channel_figures(conn, 1, datetime(2026, 11, 1, tzinfo=timezone.utc),
+                                        datetime(2026, 12, 1, tzinfo=timezone.utc)),
+        lambda: reports.paid_orders(conn, channel_id=1, start=datetime(2026, 11, 1, tzinfo=timezone.utc),
+                                    end=datetime(2026, 12, 1, tzinfo=timezone.utc)),
     ]
     for step in steps:
         await step()

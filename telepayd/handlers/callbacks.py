@@ -9,7 +9,9 @@ MAX_BYTES = 64
 # action -> number of integer arguments
 ACTIONS = {"list": 1, "ch": 1, "tier": 2, "link": 1, "kp": 1, "paid": 0,
            # Stars: pay a plan with crypto / Stars; a donation of N cents with crypto / Stars; a renewal off / on.
-           "np": 2, "xtr": 2, "dnp": 2, "dxtr": 2, "rnoff": 1, "rnon": 1}
+           "np": 2, "xtr": 2, "dnp": 2, "dxtr": 2, "rnoff": 1, "rnon": 1,
+           # Growth: take a channel's free trial; pick a language (its index in languages.AVAILABLE); owner's numbers.
+           "trial": 1, "lang": 1, "stats": 1}
 _PATTERN = re.compile(r"([a-z]{1,8})((?::[0-9]{1,18})*)")
 
 

@@ -34,15 +34,19 @@ from ..errors import StoreUnavailable
 from ..numbers import MAX_ID, ascii_int
 from ..nowpayments import NowPaymentsClient, PaymentProviderError
 from ..runtime import Runtime
-from ..store import anomalies, channels, keypads, orders, subscriptions
+from .. import payments as money_rules
+from ..store import anomalies, channels, keypads, orders, subscriptions, trials
+from ..store import codes as codes_store
 from ..store import outbox as outbox_store
 from ..store.pool import UNAVAILABLE_ERRORS
+from .. import languages
 from .. import stars as stars_rules
-from .. import texts
+from .speaking import UserLanguages, speak, texts
 from ..reconcile import INVOICE_LIFETIME
 from . import keyboards, keypad
 from .payment_check import PaymentChecks, payment_id_in
 from .callbacks import decode
+from .growth import GrowthHandlers
 from .stars import StarsHandlers
 
 logger = logging.getLogger(__name__)
@@ -96,19 +100,23 @@ class UserGate:
 
 
 def one_at_a_time(handler: Callable[[Handlers, Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]):
-    """Run ``handler`` through the user's gate (updates without a user go straight through)."""
+    """Run ``handler`` through the user's gate (updates without a user go straight through), speaking the
+    user's language."""
 
     @functools.wraps(handler)
     async def gated(self: Handlers, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user
         if user is None:
+            speak(languages.texts_in(self._languages.default))
             await handler(self, update, context)
             return
         async with self._gate.enter(user.id) as admitted:
             if admitted:
+                speak(await self._languages.texts_for(user))
                 await handler(self, update, context)
                 return
         logger.debug("update %s of user %s turned away: too many of theirs queued", update.update_id, user.id)
+        speak(self._languages.texts_known(user))
         if update.callback_query is not None:
             with contextlib.suppress(TelegramError):
                 await update.callback_query.answer(texts.TOO_FAST)
@@ -116,7 +124,7 @@ def one_at_a_time(handler: Callable[[Handlers, Update, ContextTypes.DEFAULT_TYPE
     return gated
 
 
-class Handlers(StarsHandlers):
+class Handlers(StarsHandlers, GrowthHandlers):
     """Small verbs, one per thing a user can do; every one answers something short and helpful.
 
     Database rule: a handler takes one connection of the bot's pool at a time, and gives it back before it
@@ -126,6 +134,7 @@ class Handlers(StarsHandlers):
         self.deps = deps
         self._gate = UserGate(waiting=MAX_WAITING_UPDATES_PER_USER)
         self._payment_checks = PaymentChecks(deps)
+        self._languages = UserLanguages(deps.database.bot_pool, lambda: deps.runtime.config.bot.default_language)
 
     def register(self, application: Application) -> None:
         application.add_handler(CommandHandler("start", self.start))
@@ -134,6 +143,9 @@ class Handlers(StarsHandlers):
         application.add_handler(CommandHandler("whoami", self.whoami))
         application.add_handler(CommandHandler("paysupport", self.paysupport))
         application.add_handler(CommandHandler("terms", self.terms))
+        application.add_handler(CommandHandler("language", self.language))
+        application.add_handler(CommandHandler("redeem", self.redeem))
+        application.add_handler(CommandHandler("stats", self.stats))
         # Money first, and never turned away by the per-user gate (Telegram has charged already).
         application.add_handler(PreCheckoutQueryHandler(self.pre_checkout))
         application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, self.successful_payment))
@@ -165,6 +177,9 @@ class Handlers(StarsHandlers):
             return
         if kind == "don" and channel_key is not None:
             await self._open_keypad(update, channel_key)
+            return
+        if kind == "code" and number:
+            await self._redeem(update, number)
             return
         if payload:
             logger.info("unknown /start payload %r from user %s", payload[:64], update.effective_user.id if update.effective_user else "?")
@@ -246,6 +261,12 @@ class Handlers(StarsHandlers):
             await self._change_renewal(update, button.args[0], cancel=button.action == "rnoff")
         elif button.action == "link":
             await self._new_link(update, button.args[0])
+        elif button.action == "trial":
+            await self._take_trial(update, button.args[0])
+        elif button.action == "lang":
+            await self._choose_language(update, button.args[0])
+        elif button.action == "stats":
+            await self._show_stats(update, query.from_user.id, button.args[0])
         elif button.action == "paid":
             await self._reply(update, texts.PAID_ASK, reply_markup=ForceReply(input_field_placeholder="5077125123"))
 
@@ -344,7 +365,8 @@ class Handlers(StarsHandlers):
                 detail = f"the bot is now {member.status} without invite rights in {change.chat.id} (channel {channel.id})"
                 logger.warning("anomaly bot_lost_rights: %s", detail)
                 await anomalies.record(conn, "bot_lost_rights", detail)
-                await outbox_store.enqueue_message(conn, channel.owner_chat_id, texts.lost_rights(channel.title))
+                owner = await languages.texts_of(conn, channel.owner_chat_id, self._languages.default)
+                await outbox_store.enqueue_message(conn, channel.owner_chat_id, owner.lost_rights(channel.title))
         self.deps.wake_outbox()
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -386,16 +408,21 @@ class Handlers(StarsHandlers):
         await self._show(update, texts.START, keyboards.channel_list(shown, page, pages), edit=edit)
 
     async def _show_channel(self, update: Update, channel_key: int, *, edit: bool) -> None:
+        user = update.effective_user
         async with self._pool.connection() as conn:
             channel = await channels.get(conn, channel_key)
-        await self._show_loaded_channel(update, channel, edit=edit)
+            trial = (channel is not None and channel.trial_days > 0 and user is not None
+                     and await trials.offered(conn, user.id, channel.id))
+        await self._show_loaded_channel(update, channel, edit=edit, trial=trial)
 
-    async def _show_loaded_channel(self, update: Update, channel: channels.Channel | None, *, edit: bool) -> None:
+    async def _show_loaded_channel(self, update: Update, channel: channels.Channel | None, *, edit: bool,
+                                   trial: bool = False) -> None:
+        """The channel's plans; with ``trial``, its free trial (for a user who may still take it) first."""
         if channel is None or channel.removed or not channel.tiers:
             await self._show(update, texts.CHANNEL_GONE, None, edit=edit)
             return
         await self._show(update, texts.channel_details(channel.title, channel.description),
-                         keyboards.channel_tiers(channel, self.stars_offered), edit=edit)
+                         keyboards.channel_tiers(channel, self.stars_offered, trial=trial), edit=edit)
 
     async def _buy(self, update: Update, channel_key: int, tier_id: int, *, rail_chosen: bool = False) -> None:
         """Create (or reuse) the order, then the NowPayments invoice, and show the Pay button; for a plan also
@@ -518,15 +545,21 @@ class Handlers(StarsHandlers):
         """The open order of the last hour for this plan and rail (its invoice is reused), or a new one at the
         plan's price on that rail (USD, or whole Stars); None when the user opened too many invoices. In the
         caller's transaction."""
-        order = await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail=rail)
+        # A discount the user redeemed for this channel (and plan) goes to the next new order.
+        discount = await codes_store.pending_discount(conn, user_id=user.id, channel_id=channel.id, tier_position=tier.position)
+        order = None if discount else await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail=rail)
         if order is not None or await self._too_many_invoices(conn, user.id):
             return order
-        price = Decimal(tier.stars_price) if rail == "stars" else tier.price
+        list_price = Decimal(tier.stars_price) if rail == "stars" else tier.price
+        price = money_rules.discounted(list_price, discount.percent, rail) if discount else list_price
         order = await orders.create(conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id,
                                     username=user.username, channel_id=channel.id, tier_id=tier.id, days=tier.days,
-                                    price=price, rail=rail)
-        logger.info("order %s created: user %s, channel %s, %s %s for %s days", order.order_id, user.id, channel.id, price,
-                    order.currency, tier.days)
+                                    price=price, rail=rail, list_price=list_price if discount else None,
+                                    code=discount.code if discount else None)
+        if discount:
+            await codes_store.attach(conn, code=discount.code, user_id=user.id, order_id=order.order_id)
+        logger.info("order %s created: user %s, channel %s, %s %s for %s days%s", order.order_id, user.id, channel.id, price,
+                    order.currency, tier.days, f" (code {discount.code}: {discount.percent}% off {list_price})" if discount else "")
         return order
 
     async def _donation_order(self, conn, user, channel: channels.Channel, price, rail: str) -> tuple[orders.Order | None, str | None]:
@@ -586,12 +619,12 @@ class Handlers(StarsHandlers):
                     markup = keyboards.renew(channel_key)
                 elif sub.last_link_at is not None and now - sub.last_link_at < LINK_INTERVAL:
                     wait = LINK_INTERVAL - (now - sub.last_link_at)
-                    text = texts.LINK_TOO_SOON.format(minutes=max(1, int(wait.total_seconds() // 60) + 1))
+                    text = texts.link_too_soon(max(1, int(wait.total_seconds() // 60) + 1))
                 else:
                     await subscriptions.touch_link(conn, user.id, channel_key)
                     await outbox_store.enqueue_join_link(
                         conn, user.id, closed_chat_id=sub.closed_channel_id, title=sub.title,
-                        hours=self.deps.runtime.config.subscriptions.invite_link_hours,
+                        hours=self.deps.runtime.config.subscriptions.invite_link_hours, language=texts.language,
                     )
                     text = texts.LINK_QUEUED
         self.deps.wake_outbox()

@@ -8,7 +8,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from ..store.channels import Channel, Tier
 from ..store.subscriptions import Subscription
-from .. import texts
+from .. import languages
+from .speaking import texts
 from .callbacks import encode
 
 PAGE_SIZE = 10
@@ -33,9 +34,13 @@ def _tier_label(tier: Tier, in_stars: bool) -> str:
     return texts.tier_button(tier.price, tier.days)
 
 
-def channel_tiers(channel: Channel, in_stars: Callable[[Tier], bool] = lambda tier: False) -> InlineKeyboardMarkup:
-    """A button per plan (with its Stars price when ``in_stars`` says it is sold in Stars)."""
+def channel_tiers(channel: Channel, in_stars: Callable[[Tier], bool] = lambda tier: False, *,
+                  trial: bool = False) -> InlineKeyboardMarkup:
+    """A button per plan (with its Stars price when ``in_stars`` says it is sold in Stars), and the free
+    trial first when ``trial`` (the user may take it)."""
     rows = [[InlineKeyboardButton(_tier_label(t, in_stars(t)), callback_data=encode("tier", channel.id, t.id))] for t in channel.tiers]
+    if trial and channel.trial_days:
+        rows.insert(0, [InlineKeyboardButton(texts.trial_button(channel.trial_days), callback_data=encode("trial", channel.id))])
     rows.append([InlineKeyboardButton(texts.BACK_TO_LIST, callback_data=encode("list", 0))])
     return InlineKeyboardMarkup(rows)
 
@@ -96,3 +101,13 @@ def donation_keypad() -> InlineKeyboardMarkup:
     rows = [[key(1), key(2), key(3)], [key(4), key(5), key(6)], [key(7), key(8), key(9)],
             [key(POINT), key(0), key(BACKSPACE)], [key(CLEAR), key(CANCEL), key(CONFIRM)]]
     return InlineKeyboardMarkup(rows)
+
+
+def languages_menu() -> InlineKeyboardMarkup:
+    """One button per language, each in its own name."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(name, callback_data=encode("lang", index))]
+                                 for index, name in enumerate(languages.NAMES.values())])
+
+
+def owned_channels(owned: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(title, callback_data=encode("stats", key))] for key, title in owned])

@@ -15,7 +15,7 @@ from ..reconcile import (
 )
 from ..security.rate_limit import RateLimiter
 from ..store import orders, payments
-from .. import texts
+from .speaking import texts
 
 logger = logging.getLogger(__name__)
 

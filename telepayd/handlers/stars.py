@@ -19,12 +19,13 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from .. import stars, texts
+from .. import stars
 from ..errors import StoreUnavailable
 from ..store import channels, orders, subscriptions
 from ..store import stars as stars_store
 from ..store.pool import UNAVAILABLE_ERRORS
 from . import keyboards
+from .speaking import current, speak, texts
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class StarsHandlers:
         query = update.pre_checkout_query
         if query is None:
             return
+        speak(self._languages.texts_known(query.from_user))  # no database read here: the 10 s are for the money
         refusal: str | None
         if self._stars_setting() is False:
             refusal = texts.PRECHECKOUT_OFF
@@ -64,7 +66,7 @@ class StarsHandlers:
                         order = await orders.get(conn, query.invoice_payload)
                         renews = order is not None and await stars_store.renewal_for(
                             conn, query.from_user.id, order.channel_id, running=True) is not None
-                refusal = stars.precheckout_refusal(order, user_id=query.from_user.id, currency=query.currency,
+                refusal = stars.precheckout_refusal(order, current(), user_id=query.from_user.id, currency=query.currency,
                                                     total_amount=query.total_amount, renews_already=renews)
             except (TimeoutError, StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
                 logger.warning("pre-checkout %s refused: the database did not answer (%s)", query.id, exc.__class__.__name__)
@@ -88,6 +90,7 @@ class StarsHandlers:
         paid = message.successful_payment if message is not None else None
         if paid is None or message.from_user is None:
             return
+        speak(self._languages.texts_known(message.from_user))
         payment = stars.StarsPayment(
             charge_id=stars.storable(paid.telegram_payment_charge_id, stars.MAX_CHARGE_ID),
             payload=stars.storable(paid.invoice_payload, 128), user_id=message.from_user.id,
@@ -123,7 +126,8 @@ class StarsHandlers:
         try:
             async with self._pool.connection() as conn:
                 async with conn.transaction():
-                    outcome = await stars.apply_refund(conn, charge_id, source="update")
+                    outcome = await stars.apply_refund(
+                        conn, charge_id, source="update", default_language=self.deps.runtime.config.bot.default_language)
         except (StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
             logger.warning("refund of Stars charge %s could not be recorded now (%s); the Stars sweep will apply it",
                            charge_id[:64], exc.__class__.__name__)

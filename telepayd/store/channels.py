@@ -28,6 +28,7 @@ class Channel:
     description: str
     removed: bool
     tiers: tuple[Tier, ...] = ()
+    trial_days: int = 0  # a free trial of this many days, once per user (0: none)
 
     @property
     def lowest_price(self) -> Decimal | None:
@@ -53,7 +54,7 @@ class ChannelConflict(Exception):
 
 _CHANNEL_COLUMNS = """
     c.id, c.open_channel_id, c.closed_channel_id, c.owner_chat_id, c.title, c.description,
-    c.removed_at IS NOT NULL AS removed
+    c.removed_at IS NOT NULL AS removed, c.trial_days
 """
 
 
@@ -136,6 +137,7 @@ async def add(
     title: str,
     description: str,
     tiers: list[TierSpec],
+    trial_days: int = 0,
 ) -> int:
     """Register a channel with its tiers; raise ``ChannelConflict`` when either id is taken."""
     cursor = await conn.execute(
@@ -146,9 +148,9 @@ async def add(
     if await cursor.fetchone():
         raise ChannelConflict(f"channel {open_channel_id} or {closed_channel_id} is already registered")
     cursor = await conn.execute(
-        "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title, description)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        [open_channel_id, closed_channel_id, owner_chat_id, title, description],
+        "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title, description, trial_days)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        [open_channel_id, closed_channel_id, owner_chat_id, title, description, trial_days],
     )
     row = await cursor.fetchone()
     assert row is not None
@@ -174,8 +176,8 @@ async def any_stars_price(conn: AsyncConnection) -> bool:
 
 
 async def update(conn: AsyncConnection, channel_key: int, fields: dict[str, object]) -> None:
-    """Update title, description, owner_chat_id (a fixed set of columns)."""
-    allowed = {"title", "description", "owner_chat_id"}
+    """Update title, description, owner_chat_id, trial_days (a fixed set of columns)."""
+    allowed = {"title", "description", "owner_chat_id", "trial_days"}
     assert set(fields) <= allowed
     for column, value in fields.items():
         await conn.execute(f"UPDATE channels SET {column} = %s WHERE id = %s", [value, channel_key])

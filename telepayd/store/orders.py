@@ -31,6 +31,8 @@ class Order:
     created_at: datetime
     rail: str = "nowpayments"  # or 'stars' (price in whole Stars, currency 'xtr')
     renews_order_id: str | None = None  # a Stars renewal: the order whose subscription it renews
+    list_price: Decimal | None = None  # the plan's price before an access code's discount (None: no code)
+    code: str | None = None  # the access code whose discount this order got
 
     @property
     def is_open(self) -> bool:
@@ -52,7 +54,7 @@ def new_order_id() -> str:
 
 
 _COLUMNS = ("order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, status, invoice_id, invoice_url,"
-            " created_at, rail, renews_order_id")
+            " created_at, rail, renews_order_id, list_price, code")
 STARS_CURRENCY = "xtr"  # how a Stars order's currency is stored (Telegram says "XTR")
 
 
@@ -70,14 +72,19 @@ async def create(
     rail: str = "nowpayments",
     status: str = "created",
     renews_order_id: str | None = None,
+    list_price: Decimal | None = None,
+    code: str | None = None,
 ) -> Order:
-    """A new order; ``rail`` 'stars' keeps its price in whole Stars (currency 'xtr')."""
+    """A new order; ``rail`` 'stars' keeps its price in whole Stars (currency 'xtr'). With an access code's
+    discount, ``price`` is what is charged and ``list_price`` the plan's price."""
     currency = STARS_CURRENCY if rail == "stars" else "usd"
     cursor = conn.cursor(row_factory=class_row(Order))
     await cursor.execute(
         f"INSERT INTO orders (order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, rail, status,"
-        f" renews_order_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-        [order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, rail, status, renews_order_id],
+        f" renews_order_id, list_price, code) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        f" RETURNING {_COLUMNS}",
+        [order_id, kind, user_id, username, channel_id, tier_id, days, price, currency, rail, status, renews_order_id,
+         list_price, code],
     )
     order = await cursor.fetchone()
     assert order is not None

@@ -45,11 +45,15 @@ async def enqueue(
     return int(row[0])
 
 
-async def enqueue_message(conn: AsyncConnection, chat_id: int, text: str, *, renew_channel_key: int | None = None) -> int:
-    """A text (HTML) for a user or an owner; with ``renew_channel_key``, under a Renew button for that channel."""
+async def enqueue_message(conn: AsyncConnection, chat_id: int, text: str, *, renew_channel_key: int | None = None,
+                          language: str | None = None) -> int:
+    """A text (HTML) for a user or an owner; with ``renew_channel_key``, under a Renew button for that channel
+    (labelled in ``language``)."""
     payload: dict[str, Any] = {"text": text}
     if renew_channel_key is not None:
         payload["renew_channel_key"] = renew_channel_key
+    if language is not None:
+        payload["language"] = language
     return await enqueue(conn, "message", chat_id, payload)
 
 
@@ -65,10 +69,15 @@ async def enqueue_edit(conn: AsyncConnection, chat_id: int, message_id: int, tex
 
 async def enqueue_join_link(
     conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, hours: int,
-    order_id: str | None = None, ends_at: datetime | None = None,
+    order_id: str | None = None, ends_at: datetime | None = None, language: str | None = None, reason: str | None = None,
 ) -> int:
-    """A personal join link for ``user_id``: after a payment (``order_id``, ``ends_at``), or a fresh one."""
+    """A personal join link for ``user_id``: after a payment (``order_id``, ``ends_at``), or a fresh one;
+    its message in ``language``; ``reason`` 'trial' or 'code' for access that was not paid for."""
     payload: dict[str, Any] = {"order_id": order_id, "closed_chat_id": closed_chat_id, "title": title, "hours": hours}
+    if language is not None:
+        payload["language"] = language
+    if reason is not None:
+        payload["reason"] = reason
     if ends_at is None:
         payload["fresh"] = True
     else:
@@ -76,11 +85,14 @@ async def enqueue_join_link(
     return await enqueue(conn, "join_link", user_id, payload, priority=URGENT)
 
 
-async def enqueue_removal(conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, channel_key: int) -> int:
+async def enqueue_removal(conn: AsyncConnection, user_id: int, *, closed_chat_id: int, title: str, channel_key: int,
+                          language: str | None = None) -> int:
     """Remove ``user_id`` from the closed channel (unless they paid again meanwhile), revoke their open
-    invite links there, and tell them, with a Renew button."""
-    return await enqueue(conn, "remove_member", user_id,
-                         {"closed_chat_id": closed_chat_id, "title": title, "channel_key": channel_key}, priority=URGENT)
+    invite links there, and tell them (in ``language``), with a Renew button."""
+    payload: dict[str, Any] = {"closed_chat_id": closed_chat_id, "title": title, "channel_key": channel_key}
+    if language is not None:
+        payload["language"] = language
+    return await enqueue(conn, "remove_member", user_id, payload, priority=URGENT)
 
 
 async def due(conn: AsyncConnection, limit: int, *, skip_chats: list[int] | None = None) -> list[OutboxMessage]:

@@ -18,12 +18,15 @@ class Ending:
     title: str
     closed_channel_id: int
     renews: bool  # a Stars subscription renews it (not cancelled)
+    language: str | None = None  # the user's /language choice
+    telegram_language: str | None = None  # the language Telegram gave for them last
 
 
 _ENDING = (
     "SELECT s.user_id, s.channel_id, s.ends_at, s.reminded_days, c.title, c.closed_channel_id,"
-    " (s.renewal_charge_id IS NOT NULL AND NOT s.renewal_canceled) AS renews"
-    " FROM subscriptions s JOIN channels c ON c.id = s.channel_id WHERE s.removed_at IS NULL"
+    " (s.renewal_charge_id IS NOT NULL AND NOT s.renewal_canceled) AS renews, u.language, u.telegram_language"
+    " FROM subscriptions s JOIN channels c ON c.id = s.channel_id LEFT JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.removed_at IS NULL"
 )
 # Telegram charges a Stars renewal when the period ends; the update may come a little later. A member whose
 # renewal is on is removed only this long after the end, if no renewal came.

@@ -247,7 +247,7 @@ def _result(state: TelegramState, method: str, p: dict[str, Any]) -> Any:
         return {"invite_link": p.get("invite_link"), "creator": BOT_USER, "creates_join_request": True,
                 "is_primary": False, "is_revoked": True}
     if method in ("answerCallbackQuery", "approveChatJoinRequest", "declineChatJoinRequest", "unbanChatMember",
-                  "banChatMember", "setWebhook", "deleteWebhook", "setMyCommands", "deleteMessage"):
+                  "banChatMember", "setWebhook", "deleteWebhook", "setMyCommands", "setMyDescription", "deleteMessage"):
         return True
     if method == "getUpdates":
         return []

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from telepayd import stars, texts
+from telepayd.texts import ENGLISH
 from telepayd.admin import UsageError, parse_tier
 from telepayd.config import load
 from telepayd.errors import ConfigError
@@ -51,15 +52,15 @@ def order(**changes) -> Order:
 
 def test_pre_checkout_lets_only_the_buyer_pay_an_open_stars_order_at_its_price():
     ok = dict(user_id=1, currency="XTR", total_amount=500)
-    assert stars.precheckout_refusal(order(), **ok) is None
-    assert stars.precheckout_refusal(order(status="created"), **ok) is None
-    assert stars.precheckout_refusal(None, **ok) == texts.PRECHECKOUT_UNKNOWN
-    assert stars.precheckout_refusal(order(rail="nowpayments", currency="usd"), **ok) == texts.PRECHECKOUT_UNKNOWN
-    assert stars.precheckout_refusal(order(), **(ok | {"user_id": 2})) == texts.PRECHECKOUT_NOT_YOURS
+    assert stars.precheckout_refusal(order(), ENGLISH, **ok) is None
+    assert stars.precheckout_refusal(order(status="created"), ENGLISH, **ok) is None
+    assert stars.precheckout_refusal(None, ENGLISH, **ok) == ENGLISH.PRECHECKOUT_UNKNOWN
+    assert stars.precheckout_refusal(order(rail="nowpayments", currency="usd"), ENGLISH, **ok) == ENGLISH.PRECHECKOUT_UNKNOWN
+    assert stars.precheckout_refusal(order(), ENGLISH, **(ok | {"user_id": 2})) == ENGLISH.PRECHECKOUT_NOT_YOURS
     for status in ("paid", "refunded", "expired", "failed"):
-        assert stars.precheckout_refusal(order(status=status), **ok) == texts.PRECHECKOUT_CLOSED
-    assert stars.precheckout_refusal(order(), **(ok | {"total_amount": 499})) == texts.PRECHECKOUT_PRICE
-    assert stars.precheckout_refusal(order(), **(ok | {"currency": "USD"})) == texts.PRECHECKOUT_PRICE
+        assert stars.precheckout_refusal(order(status=status), ENGLISH, **ok) == ENGLISH.PRECHECKOUT_CLOSED
+    assert stars.precheckout_refusal(order(), ENGLISH, **(ok | {"total_amount": 499})) == ENGLISH.PRECHECKOUT_PRICE
+    assert stars.precheckout_refusal(order(), ENGLISH, **(ok | {"currency": "USD"})) == ENGLISH.PRECHECKOUT_PRICE
 
 
 def test_only_a_30_day_plan_is_sold_as_a_renewing_subscription():
@@ -78,9 +79,9 @@ def test_stars_buttons_round_trip_and_forged_ones_are_refused():
 def test_money_is_shown_in_the_orders_currency():
     assert texts.money(Decimal("9.99")) == "$9.99"
     assert texts.money(Decimal(1300), "xtr") == "1,300 ⭐"
-    assert texts.owner_payment("T", "subscription", Decimal(500), 30, 1, "alice", "xtr", renewal=True).endswith(
+    assert ENGLISH.owner_payment("T", "subscription", Decimal(500), 30, 1, "alice", "xtr", renewal=True).endswith(
         "500 ⭐ (30 days subscription renewed) from @alice.")
-    assert len(texts.stars_invoice_title("A" * 60, 30)) <= 32
+    assert len(ENGLISH.stars_invoice_title("A" * 60, 30)) <= 32
 
 
 def test_stars_outcomes_are_a_fixed_label_set():

@@ -1,0 +1,95 @@
+"""The language of the update being handled.
+
+python-telegram-bot handles updates concurrently, each in a task of its own, so the language is kept in a
+``ContextVar`` (one value per task), never installed globally: the gate that admits an update
+(``commands.one_at_a_time``, and the payment handlers that bypass it) sets it first, and every
+``texts.X`` in the handlers then reads that update's language through the ``texts`` proxy below."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from contextvars import ContextVar
+
+from telegram import User
+
+from .. import languages
+from ..store import users
+from ..texts import ENGLISH, Texts
+
+logger = logging.getLogger(__name__)
+
+_current: ContextVar[Texts] = ContextVar("telepayd_texts", default=ENGLISH)
+
+
+def speak(chosen: Texts) -> None:
+    """Speak ``chosen`` for the rest of this update (this task)."""
+    _current.set(chosen)
+
+
+def current() -> Texts:
+    return _current.get()
+
+
+class _CurrentTexts:
+    """``texts.START``: the START of the current update's language."""
+
+    def __getattr__(self, name: str):
+        return getattr(_current.get(), name)
+
+
+texts = _CurrentTexts()
+
+
+class UserLanguages:
+    """Which language to speak to a user: their /language choice (read from the database once per user
+    and kept here, bounded), else Telegram's language_code for them, else the default. The language
+    Telegram gives is written down when it changes, so that messages sent without an update (a grant after
+    an IPN, a reminder) speak it too."""
+
+    def __init__(self, pool, default: Callable[[], str], capacity: int = 100_000) -> None:
+        self._pool = pool
+        self._default = default  # [bot] default_language, as reloaded
+        self._capacity = capacity
+        # user id -> (chosen language or None, the Telegram language last written down)
+        self._known: OrderedDict[int, tuple[str | None, str | None]] = OrderedDict()
+
+    async def texts_for(self, user: User | None) -> Texts:
+        if user is None:
+            return languages.texts_in(self.default)
+        telegram = languages.base_subtag(user.language_code)
+        known = self._known.get(user.id)
+        if known is None or known[1] != telegram:
+            try:
+                async with self._pool.connection() as conn:
+                    chosen = await users.seen(conn, user.id, telegram)
+            except Exception as exc:  # the update goes on in Telegram's language; the handler meets the database itself
+                logger.info("language of user %s not read (%s); speaking Telegram's", user.id, type(exc).__name__)
+                return languages.texts_for(known[0] if known else None, telegram, self.default)
+            known = (chosen, telegram)
+            self._remember(user.id, known)
+        else:
+            self._known.move_to_end(user.id)
+        return languages.texts_for(known[0], telegram, self.default)
+
+    def texts_known(self, user: User) -> Texts:
+        """Without a database read (a pre-checkout's seconds are for the money): what is known here already."""
+        known = self._known.get(user.id)
+        return languages.texts_for(known[0] if known else None, languages.base_subtag(user.language_code), self.default)
+
+    async def choose(self, user: User, language: str) -> Texts:
+        async with self._pool.connection() as conn:
+            await users.choose(conn, user.id, language)
+        self._remember(user.id, (language, languages.base_subtag(user.language_code)))
+        return languages.texts_in(language)
+
+    @property
+    def default(self) -> str:
+        return self._default()
+
+    def _remember(self, user_id: int, known: tuple[str | None, str | None]) -> None:
+        self._known[user_id] = known
+        self._known.move_to_end(user_id)
+        while len(self._known) > self._capacity:
+            self._known.popitem(last=False)
