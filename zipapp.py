@@ -218,7 +218,7 @@ def stage(target: Path) -> Path:
     junk = [*target.glob("*.dist-info"), *target.glob("bin"), *target.rglob("__pycache__"), *target.glob("*/tests")]
     for path in junk:
         shutil.rmtree(path, ignore_errors=True)
-    shutil.copytree(ROOT / "telepayd", target / "telepayd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "telepayd", target / "telepayd", ignore=shutil.ignore_patterns("__pycache__", "*.po", "*.pot"))
     (target / "__main__.py").write_text(TREE_MAIN)
     # Bytecode for the interpreter that will run it (Debian's, when present): a faster start. Unchecked
     # hash-based: unpacking does not keep file times, so timestamped bytecode would look stale and be

@@ -12,6 +12,7 @@ import pytest
 
 from telepayd import __version__
 from telepayd.security.webhook_signature import sign
+from telepayd.texts import ENGLISH
 from tests.harness import NotifyListener, http_post
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,11 +79,25 @@ def test_pyz_without_a_writable_cache_runs_from_the_zip(pyz, config_files):
     assert result.returncode == 0 and "running the slower pure-Python way" in result.stderr
 
 
+def test_pyz_reads_its_catalogs_from_the_zip(pyz):
+    """gettext reads the .mo through importlib.resources, so a zipped package speaks Russian too."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from telepayd import languages; "
+            "print(languages.texts_in('ru').START); print(languages.texts_in('es').day_count(2))")
+    result = subprocess.run([sys.executable, "-c", code, str(pyz)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    start, days = result.stdout.splitlines()
+    assert start != ENGLISH.START and any("а" <= ch <= "я" for ch in start.lower())
+    assert days == "2 días"
+
+
 def test_pyz_contents(pyz):
     import zipfile
 
     names = zipfile.ZipFile(pyz).namelist()
     assert "telepayd/store/migrations/0001_webhooks.sql" in names and "__main__.py" in names
+    # The compiled catalogs ship (their .po sources stay in the repository).
+    assert {"telepayd/locale/ru/LC_MESSAGES/telepayd.mo", "telepayd/locale/es/LC_MESSAGES/telepayd.mo"} <= set(names)
+    assert not [n for n in names if n.endswith((".po", ".pot"))]
     # No copy of libpq or OpenSSL inside: psycopg runs over the system's libpq5.
     assert not [n for n in names if "psycopg_binary" in n or "libssl" in n or "libpq" in n]
     assert os.access(pyz, os.X_OK)

@@ -9,10 +9,13 @@ PYTHON=${PYTHON:-python3}
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
     apt_install "PostgreSQL's server binaries are" postgresql
 fi
+if ! command -v msgfmt >/dev/null 2>&1; then  # the catalog test checks each .po with GNU msgfmt --check
+    apt_install "GNU gettext's msgfmt is" gettext
+fi
 
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as m, sys
-import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, prometheus_client, pytest, pytest_aiohttp, standardwebhooks, hypothesis
+import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, prometheus_client, pytest, pytest_aiohttp, standardwebhooks, hypothesis, babel
 sys.exit(0 if m.version("telepayd") == telepayd.__version__ else 1)
 PY
 then
