@@ -2,10 +2,10 @@
 
 import sys
 
-from bench import attack, http, metrics, outbox, packaged, rate_limiter, scale
+from bench import attack, http, languages, metrics, outbox, packaged, rate_limiter, scale
 from bench.targets import MISSED
 
-for benchmark in (rate_limiter, http, metrics, outbox, packaged, attack, scale):
+for benchmark in (rate_limiter, http, metrics, outbox, packaged, attack, languages, scale):
     benchmark.main()
     print()
 if MISSED:
