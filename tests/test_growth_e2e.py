@@ -12,7 +12,7 @@ import psycopg
 from telepayd import languages
 from telepayd.texts import ENGLISH
 from tests.harness import TelegramUser
-from tests.test_buying_e2e import ALICE, CLOSED, MALLORY, OWNER, add_channel, buttons, db, telepayd, to
+from tests.test_buying_e2e import ALICE, MALLORY, OWNER, add_channel, buttons, db, telepayd, to
 
 RUSSIAN, SPANISH = languages.texts_in("ru"), languages.texts_in("es")
 

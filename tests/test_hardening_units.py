@@ -14,7 +14,7 @@ import pytest
 
 from telepayd.backoff import Backoff
 from telepayd.config import unsafe_secret_mode
-from telepayd.handlers.commands import UserGate
+from telepayd.handlers.gate import UserGate
 from telepayd.numbers import ascii_int
 from telepayd.payments import InvalidIpn, parse_ipn
 from telepayd.runtime import Metrics

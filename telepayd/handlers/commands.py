@@ -3,11 +3,8 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -41,11 +38,12 @@ from ..store import outbox as outbox_store
 from ..store.pool import UNAVAILABLE_ERRORS
 from .. import languages
 from .. import stars as stars_rules
-from .speaking import UserLanguages, speak, texts
+from .speaking import UserLanguages, texts
 from ..reconcile import INVOICE_LIFETIME
 from . import keyboards, keypad
 from .payment_check import PaymentChecks, payment_id_in
 from .callbacks import decode
+from .gate import UserGate, one_at_a_time
 from .growth import GrowthHandlers
 from .stars import StarsHandlers
 
@@ -64,64 +62,6 @@ class BotDeps:
     database: Database
     nowpayments: NowPaymentsClient
     wake_outbox: Callable[[], None]
-
-
-class UserGate:
-    """One update of a user at a time, in the order they came, with at most ``waiting`` more queued behind
-    it; beyond that an update is turned away. A flood from one user then costs one handler at a time."""
-
-    def __init__(self, waiting: int) -> None:
-        self._waiting = waiting
-        self._admitted: dict[int, int] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
-
-    @contextlib.asynccontextmanager
-    async def enter(self, user_id: int) -> AsyncIterator[bool]:
-        """Yield True once it is this update's turn, or False at once when too many are queued."""
-        admitted = self._admitted.get(user_id, 0)
-        if admitted > self._waiting:
-            yield False
-            return
-        self._admitted[user_id] = admitted + 1
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
-        try:
-            async with lock:
-                yield True
-        finally:
-            left = self._admitted[user_id] - 1
-            if left:
-                self._admitted[user_id] = left
-            else:
-                del self._admitted[user_id]
-                del self._locks[user_id]
-
-    def __len__(self) -> int:
-        return len(self._admitted)
-
-
-def one_at_a_time(handler: Callable[[Handlers, Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]):
-    """Run ``handler`` through the user's gate (updates without a user go straight through), speaking the
-    user's language."""
-
-    @functools.wraps(handler)
-    async def gated(self: Handlers, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user = update.effective_user
-        if user is None:
-            speak(languages.texts_in(self._languages.default))
-            await handler(self, update, context)
-            return
-        async with self._gate.enter(user.id) as admitted:
-            if admitted:
-                speak(await self._languages.texts_for(user))
-                await handler(self, update, context)
-                return
-        logger.debug("update %s of user %s turned away: too many of theirs queued", update.update_id, user.id)
-        speak(self._languages.texts_known(user))
-        if update.callback_query is not None:
-            with contextlib.suppress(TelegramError):
-                await update.callback_query.answer(texts.TOO_FAST)
-
-    return gated
 
 
 class Handlers(StarsHandlers, GrowthHandlers):

@@ -9,7 +9,6 @@ import logging
 from datetime import datetime, timezone
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from .. import codes, languages
@@ -18,6 +17,7 @@ from ..store import channels, reports, subscriptions, trials
 from ..store import codes as codes_store
 from ..store import outbox as outbox_store
 from . import keyboards
+from .gate import one_at_a_time
 from .payment_check import PerHourLimit
 from .speaking import speak, texts
 
@@ -32,6 +32,7 @@ class GrowthHandlers:
 
     _code_attempts: PerHourLimit | None = None
 
+    @one_at_a_time
     async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/language: a keyboard of the languages, each in its own name."""
         if update.effective_message is not None:
@@ -77,6 +78,7 @@ class GrowthHandlers:
         self.deps.wake_outbox()
         await self._show(update, texts.LINK_QUEUED, None, edit=True)
 
+    @one_at_a_time
     async def redeem(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/redeem CODE."""
         if context.args:
@@ -129,6 +131,7 @@ class GrowthHandlers:
         await self._show(update, texts.code_discount(channel.title, found.percent),
                          keyboards.channel_tiers(channel, self.stars_offered), edit=False)
 
+    @one_at_a_time
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/stats: an owner's numbers, for the channels they own (and only those)."""
         message, user = update.effective_message, update.effective_user

@@ -2,7 +2,7 @@
 
 python-telegram-bot handles updates concurrently, each in a task of its own, so the language is kept in a
 ``ContextVar`` (one value per task), never installed globally: the gate that admits an update
-(``commands.one_at_a_time``, and the payment handlers that bypass it) sets it first, and every
+(``gate.one_at_a_time``, and the payment handlers that bypass it) sets it first, and every
 ``texts.X`` in the handlers then reads that update's language through the ``texts`` proxy below."""
 
 from __future__ import annotations
