@@ -206,3 +206,27 @@ def test_stats_show_an_owner_their_channels_numbers_and_nobody_else(config_files
     assert alice.press(f"stats:{key}") == 200  # a forged button: refused too
     said(emulator, ALICE, ENGLISH.STATS_NOT_OWNER, count=2)
     assert not [c for c in emulator.calls("sendMessage") if to(ALICE)(c["params"]) and "📊" in c["params"]["text"]]
+
+
+def test_a_percent_code_discounts_a_stars_invoice_and_the_pre_checkout_asks_that_price(config_files, start_daemon, emulator):
+    from tests.harness import pay_stars
+    from tests.test_stars_e2e import choose_stars
+
+    key = add_channel(config_files, "9.99:90:1299")
+    (code,) = created_codes(config_files, "--channel", str(key), "--percent", "15", "--tier", "1")
+    daemon = start_daemon(config_files)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    assert alice.send(f"/redeem {code}") == 200
+    said(emulator, ALICE, "discount of 15%")
+    link = choose_stars(emulator, alice, key)
+    (created,) = emulator.calls("createInvoiceLink")
+    assert [p["amount"] for p in created["params"]["prices"]] == [1104]  # 1299 less 15% = 1104.15, whole Stars
+    assert db(config_files, "SELECT price::int, list_price::int, code FROM orders") == [(1104, 1299, code)]
+    # The plan's full price is not this order's: the pre-checkout refuses it.
+    order_id = created["params"]["payload"]
+    status, query = alice.pre_checkout(order_id, 1299)
+    assert status == 200 and emulator.precheckout_answer(query)["ok"] is False
+    paid = pay_stars(emulator, alice, link)
+    assert paid["ok"] is True and paid["amount"] == 1104
+    said(emulator, ALICE, "Payment confirmed")
+    assert db(config_files, "SELECT status FROM orders") == [("paid",)]
