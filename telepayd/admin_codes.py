@@ -40,7 +40,7 @@ def parse_expires(text: str, now: datetime) -> datetime:
     """``YYYY-MM-DD`` (valid to the end of that day, UTC) or an ISO datetime (UTC when it has no offset),
     in the future."""
     problem = (f"--expires {text!r}: expected a date YYYY-MM-DD (the code works to the end of that day, UTC) "
-               "or an ISO datetime like 2026-03-31T18:00+02:00")
+               "or an ISO datetime like 2027-03-31T18:00+02:00")
     if not text.isascii():
         raise UsageError(problem)
     try:

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "[--prefix TEXT] [-c FILE]",
         description="Create --count codes alike, each random (at least 40 bits, no look-alike characters), and print "
         "one line per code with its deep link (the bot's username asked of Telegram).",
-        epilog="example: telepayd codes create --channel 3 --percent 20 --tier 2 --uses 50 --expires 2026-03-31 --prefix SPRING",
+        epilog="example: telepayd codes create --channel 3 --percent 20 --tier 2 --uses 50 --expires 2027-03-31 --prefix SPRING",
     )
     code_create.add_argument("--channel", metavar="ID", help=CHANNEL_REF + " (required)")
     code_create.add_argument("--days", metavar="N", help="the days of access a code gives, 1-3650 (give --days or --percent)")
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "'channels list' shows them (default: any plan)")
     code_create.add_argument("--uses", metavar="N", help="how many users may redeem each code, once each (default 1)")
     code_create.add_argument("--expires", metavar="DATE", help="redeemable until the end of that day, YYYY-MM-DD (UTC), "
-                             "or until an ISO datetime like 2026-03-31T18:00+02:00 (default: no expiry)")
+                             "or until an ISO datetime like 2027-03-31T18:00+02:00 (default: no expiry)")
     code_create.add_argument("--count", metavar="K", help="how many codes to create, 1-1000 (default 1)")
     code_create.add_argument("--prefix", metavar="TEXT", help="put before each code's random part: up to 12 letters "
                              "A-Z and digits 0-9, like SPRING")
