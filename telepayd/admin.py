@@ -262,6 +262,8 @@ async def orders_command(config: Config, args: argparse.Namespace) -> list[str]:
         lines = [
             f"order {order.order_id}: {order.kind}, user {order.user_id}" + (f" (@{order.username})" if order.username else ""),
             f"  channel {order.channel_id}, {texts.money(order.price, order.currency)}"
+            + (f" (code {order.code}: {texts.money(order.list_price, order.currency)} before the discount)"
+               if order.code and order.list_price is not None else "")
             + (f", {order.days} days" if order.days else "") + f", status {order.status}, paid with {order.rail}"
             + (f", renews order {order.renews_order_id}" if order.renews_order_id else ""),
             f"  created {order.created_at:%Y-%m-%d %H:%M:%S %Z}, invoice {order.invoice_id or '-'} {order.invoice_url or ''}".rstrip(),

@@ -46,12 +46,16 @@ def parse_expires(text: str, now: datetime) -> datetime:
     try:
         if _DATE.fullmatch(text):
             moment = datetime.combine(date.fromisoformat(text) + timedelta(days=1), time(), UTC)
+        elif "T" not in text and " " not in text:  # 20990101, 2099-W01: a date not written YYYY-MM-DD
+            raise ValueError(text)
         else:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError):
         raise UsageError(problem) from None
+    if moment.year > 9998:
+        raise UsageError(f"--expires {text!r}: give a date before 9999, or no --expires for a code that never expires")
     if moment <= now:
         raise UsageError(f"--expires {text!r}: that is not in the future (now {_when(now)})")
     return moment

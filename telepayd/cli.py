@@ -34,8 +34,8 @@ TIER_HELP = ("a plan: price in USD and days, like 9.99:30 (at most two decimals)
              "Stars, like 9.99:30:500 (1-10000; a plan without one is not sold in Stars); repeat for up to 3 plans")
 
 
-TRIAL_HELP = ("a free trial of DAYS days (1-365; 0: none, the default), offered once per user to those who never "
-              "had a trial or a subscription in the channel")
+TRIAL_HELP = ("a free trial of DAYS days (1-365; 0: none), offered once per user to those who never had a trial or "
+              "a subscription in the channel")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--title", required=True, metavar="T", help="the name buyers see, 1-128 characters")
     add.add_argument("--description", default="", metavar="D", help="a line shown under the title (optional)")
     add.add_argument("--tier", action="append", metavar="PRICE:DAYS[:STARS]", help=TIER_HELP)
-    add.add_argument("--trial", type=whole_number(), metavar="DAYS", help=TRIAL_HELP)
+    add.add_argument("--trial", type=whole_number(), metavar="DAYS", help=TRIAL_HELP + " (default: 0)")
     listing = channel_actions.add_parser("list", help="list channels (key, ids, title, plans)",
                                          description="List the channels on sale: key, open, closed and owner ids, title, plans.")
     listing.add_argument("--all", action="store_true", help="include channels taken off sale")
@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--description", metavar="D", help="a new description ('' for none)")
     update.add_argument("--owner", metavar="CHAT_ID", help=OWNER_HELP)
     update.add_argument("--tier", action="append", metavar="PRICE:DAYS[:STARS]", help=TIER_HELP + "; replaces every plan")
-    update.add_argument("--trial", type=whole_number(), metavar="DAYS", help=TRIAL_HELP)
+    update.add_argument("--trial", type=whole_number(), metavar="DAYS", help=TRIAL_HELP + "; 0 stops offering it "
+                        "(trials running go to their end); left out, it stays as it is")
     remove = channel_actions.add_parser("remove", help="take a channel off sale",
                                         description="Take a channel off sale (its subscriptions run to their end).")
     remove.add_argument("id", metavar="ID", help=CHANNEL_REF)
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "[--prefix TEXT] [-c FILE]",
         description="Create --count codes alike, each random (at least 40 bits, no look-alike characters), and print "
         "one line per code with its deep link (the bot's username asked of Telegram).",
-        epilog="example: telepayd codes create --channel 3 --percent 20 --tier 2 --uses 50 --expires 2027-03-31 --prefix SPRING",
+        epilog="example: telepayd codes create --channel 3 --percent 20 --tier 2 --uses 50 --expires 2027-03-31 --prefix SUMMER",
     )
     code_create.add_argument("--channel", metavar="ID", help=CHANNEL_REF + " (required)")
     code_create.add_argument("--days", metavar="N", help="the days of access a code gives, 1-3650 (give --days or --percent)")
@@ -205,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     code_create.add_argument("--expires", metavar="DATE", help="redeemable until the end of that day, YYYY-MM-DD (UTC), "
                              "or until an ISO datetime like 2027-03-31T18:00+02:00 (default: no expiry)")
     code_create.add_argument("--count", metavar="K", help="how many codes to create, 1-1000 (default 1)")
-    code_create.add_argument("--prefix", metavar="TEXT", help="put before each code's random part: up to 12 letters "
-                             "A-Z and digits 0-9, like SPRING")
+    code_create.add_argument("--prefix", metavar="TEXT", help="put before each code's random part: up to 12 of "
+                             "23456789ABCDEFGHJKMNPQRSTUVWXYZ (no 0, O, 1, I, L: they are misread), like SUMMER")
     code_list = code_actions.add_parser("list", help="list codes, newest first",
                                         description="List codes, newest first: code, channel, what it gives, "
                                         "used/uses, expiry, state (active, used up, expired, disabled).")

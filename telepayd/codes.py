@@ -27,7 +27,7 @@ MAX_CODE_LENGTH = 40  # the access_codes check: ^[A-Z0-9]{1,40}$
 MAX_PREFIX_LENGTH = 12
 
 _CODE = re.compile(r"[A-Z0-9]{1,40}")
-_PREFIX = re.compile(r"[A-Z0-9]{0,12}")
+_PREFIX = re.compile(r"[2-9A-HJKMNP-Z]{0,12}")  # the ALPHABET: a prefix read off a flyer has no look-alikes either
 # What people put between the groups of a code they copy or type: spaces of any kind and dashes (the ASCII one
 # and the typographic ones a phone keyboard may substitute).
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
@@ -42,11 +42,12 @@ def random_bits(length: int) -> float:
 
 
 def parse_prefix(text: str) -> str:
-    """An operator's prefix: upper-cased, the letters A-Z and digits 0-9 only, at most 12 characters
-    ("" for none). Raises ValueError with a message for the operator."""
+    """An operator's prefix: upper-cased, of the characters of ``ALPHABET`` only (no 0, O, 1, I, L), at most
+    12 ("" for none). Raises ValueError with a message for the operator."""
     value = text.strip()
     if not value.isascii() or not _PREFIX.fullmatch(value := value.upper()):  # "ı".upper() is "I"
-        raise ValueError(f"prefix {text!r}: use at most {MAX_PREFIX_LENGTH} letters A-Z and digits 0-9, like SPRING")
+        raise ValueError(f"prefix {text!r}: use at most {MAX_PREFIX_LENGTH} of {ALPHABET} (no 0, O, 1, I or L: "
+                         "they are misread), like SUMMER")
     return value
 
 

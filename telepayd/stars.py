@@ -58,8 +58,10 @@ def stars_for_usd(amount: Decimal, usd_per_star: Decimal) -> int | None:
 
 
 def subscription_invoice(order: orders.Order) -> bool:
-    """A 30-day plan is sold as a Telegram Stars subscription (it renews); anything else is one-off."""
-    return order.kind == "subscription" and order.days == SUBSCRIPTION_DAYS
+    """A 30-day plan is sold as a Telegram Stars subscription (it renews); anything else is one-off, and so
+    is a 30-day plan an access code discounted (a discount is for one invoice: Telegram would renew at the
+    discounted price every month)."""
+    return order.kind == "subscription" and order.days == SUBSCRIPTION_DAYS and order.code is None
 
 
 def precheckout_refusal(order: orders.Order | None, texts: Texts, *, user_id: int, currency: str, total_amount: int,

@@ -120,7 +120,7 @@ class Texts:
         self.TRIAL_TAKEN_BEFORE = _(
             "The free trial of this channel is once per person, and you have had it or a subscription there already. "
             "Pick a plan to continue:")
-        self.REDEEM_ASK = _("Send me the code as a message of its own, or /redeem CODE.")
+        self.REDEEM_ASK = _("Send /redeem and the code in one message, like <code>/redeem SUMMER7K3M9Q2X</code>.")
         self.CODE_WRONG = _("That code does not work. Please check it and try again.")
         self.CODE_USED_UP = _("That code has been used up.")
         self.CODE_EXPIRED = _("That code is no longer valid.")
@@ -136,6 +136,7 @@ class Texts:
             "status": _("Your subscriptions and join links"),
             "redeem": _("Use an access code"),
             "language": _("Change the language"),
+            "stats": _("Your channels' numbers (for owners)"),
             "help": _("How it works"),
             "paysupport": _("Help with a payment"),
             "terms": _("Terms of sale"),
@@ -287,7 +288,10 @@ class Texts:
                   "amount": self._amount(data.get("amount"), data.get("currency"))}
         if payment_type == "subscription":
             days = data.get("duration_days")
-            plan = ", " + self._("{days} days").format(days=escape(str(days))) if days else ""
+            if isinstance(days, int) and not isinstance(days, bool) and days > 0:
+                plan = ", " + self.day_count(days)
+            else:
+                plan = ", " + self._("{days} days").format(days=escape(str(days))) if days else ""
             tier = ", " + self._("tier {tier}").format(tier=escape(str(data["tier"]))) if data.get("tier") is not None else ""
             return self._("💰 New subscription in <b>{title}</b>: {amount}{plan} from {who}.").format(
                 plan=plan + tier, **values)

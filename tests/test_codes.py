@@ -45,8 +45,8 @@ def test_a_thousand_codes_are_unique_and_use_the_whole_alphabet():
     seen = Counter("".join(made))
     assert set(seen) == set(codes.ALPHABET)
     assert max(seen.values()) < 2 * min(seen.values())  # roughly uniform, not a biased choice
-    prefixed = codes.generate(" spring ")
-    assert prefixed.startswith("SPRING") and len(prefixed) == 16 and set(prefixed[6:]) <= set(codes.ALPHABET)
+    prefixed = codes.generate(" summer ")
+    assert prefixed.startswith("SUMMER") and len(prefixed) == 16 and set(prefixed[6:]) <= set(codes.ALPHABET)
     assert codes.normalize(prefixed) == prefixed
 
 
@@ -60,10 +60,11 @@ def test_normalize_ignores_case_spaces_and_dashes_and_rejects_junk():
 
 
 def test_parse_prefix():
-    assert codes.parse_prefix("spring26") == "SPRING26"
+    assert codes.parse_prefix("summer26") == "SUMMER26"
     assert codes.parse_prefix("") == ""
-    for bad in ("a-b", "ABCDEFGHJKMNP", "ÄB", "x y", "ı"):
-        with pytest.raises(ValueError, match="at most 12 letters A-Z and digits 0-9"):
+    # Found in review: a prefix could bring back the look-alikes the random part leaves out.
+    for bad in ("a-b", "ABCDEFGHJKMNP", "ÄB", "x y", "ı", "vip", "O0", "L1"):
+        with pytest.raises(ValueError, match="at most 12 of 23456789ABCDEFGHJKMNPQRSTUVWXYZ"):
             codes.parse_prefix(bad)
 
 
@@ -78,14 +79,14 @@ def _run(config_files, *args: str):
 
 def test_create_list_show_disable(config_files, emulator):
     key = add_channel(config_files, "9.99:30", "24.99:90")
-    made = _run(config_files, "create", "--channel", str(key), "--days", "7", "--count", "3", "--prefix", "vip")
+    made = _run(config_files, "create", "--channel", str(key), "--days", "7", "--count", "3", "--prefix", "ruby")
     assert made.returncode == 0, made.stderr
     lines = made.stdout.splitlines()
     assert len(lines) == 3
     vip = []
     for line in lines:
         code, link = line.split("\t")
-        assert re.fullmatch(r"VIP[2-9A-HJKMNP-Z]{10}", code) and link == BOT_LINK + code
+        assert re.fullmatch(r"RUBY[2-9A-HJKMNP-Z]{10}", code) and link == BOT_LINK + code
         vip.append(code)
     assert sorted(db(config_files, "SELECT code, channel_id, days, percent, tier_position, uses, used, expires_at FROM access_codes")) \
         == [(c, key, 7, None, None, 1, 0, None) for c in sorted(vip)]
@@ -185,7 +186,7 @@ def test_every_bad_input_is_one_clear_line(config_files):
         ("--expires '31/12/2099': expected a date YYYY-MM-DD", ["create", *ch, "--days", "7", "--expires", "31/12/2099"]),
         ("--expires '2099-02-30': expected a date YYYY-MM-DD", ["create", *ch, "--days", "7", "--expires", "2099-02-30"]),
         ("--expires '２０９９-01-01': expected a date", ["create", *ch, "--days", "7", "--expires", "２０９９-01-01"]),
-        ("--prefix 'a-b': use at most 12 letters A-Z and digits 0-9", ["create", *ch, "--days", "7", "--prefix", "a-b"]),
+        ("--prefix 'a-b': use at most 12 of 23456789ABCDEFGHJKMNPQRSTUVWXYZ", ["create", *ch, "--days", "7", "--prefix", "a-b"]),
         ("--prefix 'ABCDEFGHJKMNP': use at most 12", ["create", *ch, "--days", "7", "--prefix", "ABCDEFGHJKMNP"]),
         ("no channel 999: see 'telepayd channels list'", ["create", "--channel", "999", "--days", "7"]),
         (f"channel {removed} is off sale", ["create", "--channel", str(removed), "--days", "7"]),
@@ -329,7 +330,7 @@ async def _order(conn, channel_key: int, position: int, user_id: int, status: st
     return order.order_id
 
 
-async def test_pending_discount_by_channel_and_plan_until_an_order_is_paid(config_files):
+async def test_pending_discount_by_channel_and_plan_until_it_is_on_an_order(config_files):
     a = add_channel(config_files, "9.99:30", "24.99:90")
     b = add_channel(config_files, "4.99:30", open_id=OTHER_OPEN, closed_id=OTHER_CLOSED)
     user, other = 501, 502
@@ -359,8 +360,10 @@ async def test_pending_discount_by_channel_and_plan_until_an_order_is_paid(confi
         await store.attach(conn, code=plan2, user_id=user, order_id=first)
         assert await pending(a, 2) == any_plan  # on an open invoice: not offered again
         for ended in ("expired", "failed"):
+            # Found in review: a payment of an order that ended unpaid may still finish and grant, so a
+            # discount given back then could be paid for twice. One discount, one order.
             await orders_store.set_status(conn, first, ended)
-            assert await pending(a, 2) == plan2, ended  # the invoice was not paid: the discount is back
+            assert await pending(a, 2) == any_plan, ended
         await orders_store.set_status(conn, first, "paid")
         assert await pending(a, 2) == any_plan
 
@@ -371,13 +374,14 @@ async def test_pending_discount_by_channel_and_plan_until_an_order_is_paid(confi
         with pytest.raises(LookupError):
             await store.attach(conn, code=in_b, user_id=other, order_id=second)
 
-        await orders_store.set_status(conn, first, "expired")
-        assert await pending(a, 2) == plan2
-        assert await store.disable(conn, plan2)
+        third = await _make(conn, a, percent=40, tier=2, uses=5)
+        assert (await store.redeem(conn, third, user))[0] == "ok"
+        assert await pending(a, 2) == third
+        assert await store.disable(conn, third)
         assert await pending(a, 2) is None  # a disabled code gives no discount any more
 
         end = datetime.now(UTC) + timedelta(seconds=1)
-        assert await store.redeemed_in(conn, a, start, end) == 3
+        assert await store.redeemed_in(conn, a, start, end) == 4
         assert await store.redeemed_in(conn, b, start, end) == 1
         assert await store.redeemed_in(conn, a, end, end + timedelta(days=1)) == 0
         assert await store.redeemed_in(conn, a, start - timedelta(days=1), start) == 0

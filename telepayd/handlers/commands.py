@@ -485,12 +485,15 @@ class Handlers(StarsHandlers, GrowthHandlers):
         """The open order of the last hour for this plan and rail (its invoice is reused), or a new one at the
         plan's price on that rail (USD, or whole Stars); None when the user opened too many invoices. In the
         caller's transaction."""
-        # A discount the user redeemed for this channel (and plan) goes to the next new order.
+        # A discount the user redeemed for this channel (and plan) goes to the next new order, once, when it
+        # lowers the price at all (at the provider's minimum already, it is kept for another plan or rail).
+        list_price = Decimal(tier.stars_price) if rail == "stars" else tier.price
         discount = await codes_store.pending_discount(conn, user_id=user.id, channel_id=channel.id, tier_position=tier.position)
+        if discount is not None and money_rules.discounted(list_price, discount.percent, rail) >= list_price:
+            discount = None
         order = None if discount else await orders.find_reusable(conn, user_id=user.id, tier_id=tier.id, rail=rail)
         if order is not None or await self._too_many_invoices(conn, user.id):
             return order
-        list_price = Decimal(tier.stars_price) if rail == "stars" else tier.price
         price = money_rules.discounted(list_price, discount.percent, rail) if discount else list_price
         order = await orders.create(conn, order_id=orders.new_order_id(), kind="subscription", user_id=user.id,
                                     username=user.username, channel_id=channel.id, tier_id=tier.id, days=tier.days,
@@ -523,7 +526,7 @@ class Handlers(StarsHandlers, GrowthHandlers):
         return stars_rules.stars_for_usd(amount, self.deps.runtime.config.stars.usd_per_star)
 
     async def _invoice_donation(self, update: Update, order: orders.Order, channel: channels.Channel) -> None:
-        url = order.invoice_url or await self._invoice_url(update, order, f"Donation to {channel.title}")
+        url = order.invoice_url or await self._invoice_url(update, order, texts.stars_invoice_description(channel.title, None, False))
         if url is None:
             await self._show(update, texts.INVOICE_FAILED, None, edit=True)
             return

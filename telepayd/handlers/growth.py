@@ -9,6 +9,7 @@ import logging
 from datetime import datetime, timezone
 
 from telegram import Update
+from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from .. import codes, languages
@@ -84,7 +85,7 @@ class GrowthHandlers:
         if context.args:
             await self._redeem(update, " ".join(context.args))
         elif update.effective_message is not None:
-            await update.effective_message.reply_text(texts.REDEEM_ASK)
+            await update.effective_message.reply_text(texts.REDEEM_ASK, parse_mode=ParseMode.HTML)
 
     async def _redeem(self, update: Update, typed: str) -> None:
         """An access code, from /redeem or a deep link: days of access granted now, or a discount kept for

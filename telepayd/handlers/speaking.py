@@ -8,6 +8,7 @@ python-telegram-bot handles updates concurrently, each in a task of its own, so 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -42,9 +43,14 @@ class _CurrentTexts:
 texts = _CurrentTexts()
 
 
+# A user's /language choice is read again after this long: a choice made through another daemon on the same
+# database reaches this one within it.
+REREAD_SECONDS = 60.0
+
+
 class UserLanguages:
-    """Which language to speak to a user: their /language choice (read from the database once per user
-    and kept here, bounded), else Telegram's language_code for them, else the default. The language
+    """Which language to speak to a user: their /language choice (read from the database, kept here for
+    ``REREAD_SECONDS``, bounded), else Telegram's language_code for them, else the default. The language
     Telegram gives is written down when it changes, so that messages sent without an update (a grant after
     an IPN, a reminder) speak it too."""
 
@@ -52,22 +58,22 @@ class UserLanguages:
         self._pool = pool
         self._default = default  # [bot] default_language, as reloaded
         self._capacity = capacity
-        # user id -> (chosen language or None, the Telegram language last written down)
-        self._known: OrderedDict[int, tuple[str | None, str | None]] = OrderedDict()
+        # user id -> (chosen language or None, the Telegram language last written down, when read: monotonic)
+        self._known: OrderedDict[int, tuple[str | None, str | None, float]] = OrderedDict()
 
     async def texts_for(self, user: User | None) -> Texts:
         if user is None:
             return languages.texts_in(self.default)
         telegram = languages.base_subtag(user.language_code)
         known = self._known.get(user.id)
-        if known is None or known[1] != telegram:
+        if known is None or known[1] != telegram or time.monotonic() - known[2] > REREAD_SECONDS:
             try:
                 async with self._pool.connection() as conn:
                     chosen = await users.seen(conn, user.id, telegram)
             except Exception as exc:  # the update goes on in Telegram's language; the handler meets the database itself
                 logger.info("language of user %s not read (%s); speaking Telegram's", user.id, type(exc).__name__)
                 return languages.texts_for(known[0] if known else None, telegram, self.default)
-            known = (chosen, telegram)
+            known = (chosen, telegram, time.monotonic())
             self._remember(user.id, known)
         else:
             self._known.move_to_end(user.id)
@@ -81,14 +87,14 @@ class UserLanguages:
     async def choose(self, user: User, language: str) -> Texts:
         async with self._pool.connection() as conn:
             await users.choose(conn, user.id, language)
-        self._remember(user.id, (language, languages.base_subtag(user.language_code)))
+        self._remember(user.id, (language, languages.base_subtag(user.language_code), time.monotonic()))
         return languages.texts_in(language)
 
     @property
     def default(self) -> str:
         return self._default()
 
-    def _remember(self, user_id: int, known: tuple[str | None, str | None]) -> None:
+    def _remember(self, user_id: int, known: tuple[str | None, str | None, float]) -> None:
         self._known[user_id] = known
         self._known.move_to_end(user_id)
         while len(self._known) > self._capacity:

@@ -22,7 +22,6 @@ from ..codes import normalize
 # What ``redeem`` answers, first the refusals in the order they are checked.
 UNKNOWN, DISABLED, EXPIRED, ALREADY, USED_UP, OK = "unknown", "disabled", "expired", "already", "used_up", "ok"
 # An order that ended unpaid gives its discount back (the code can go on the next invoice).
-UNPAID_END_STATUSES = ("expired", "failed")
 
 
 @dataclass(frozen=True)
@@ -208,9 +207,9 @@ class _Locked:
 
 async def pending_discount(conn: AsyncConnection, *, user_id: int, channel_id: int, tier_position: int) -> AccessCode | None:
     """The percent code ``user_id`` redeemed for ``channel_id`` that lowers their next invoice there for the plan
-    at ``tier_position``: its redemption is on no order yet, or on one that ended unpaid (expired, failed), so
-    an invoice left unpaid does not burn the discount; a code made for one plan matches that plan only; a
-    disabled code gives no discount. The oldest redemption first.
+    at ``tier_position``: its redemption is on no order yet (one discount, one order: an order that ended
+    unpaid keeps it, since a payment of it may still finish and grant); a code made for one plan matches that
+    plan only; a disabled code gives no discount. The oldest redemption first.
 
     The redemption's row stays locked until the caller's transaction ends: a second invoice made at the same
     time waits, then finds the discount taken once ``attach`` put it on the first order."""
@@ -219,11 +218,8 @@ async def pending_discount(conn: AsyncConnection, *, user_id: int, channel_id: i
         f"SELECT {_C_COLUMNS} FROM code_redemptions r JOIN access_codes c ON c.code = r.code"
         " WHERE r.user_id = %(user)s AND c.channel_id = %(channel)s AND c.percent IS NOT NULL AND c.disabled_at IS NULL"
         " AND (c.tier_position IS NULL OR c.tier_position = %(tier)s)"
-        # Positive evidence that the order ended unpaid: an order made since this statement began is not seen,
-        # so a redemption that a concurrent transaction attached to it does not qualify when rechecked.
-        " AND (r.order_id IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.order_id = r.order_id AND o.status = ANY(%(ended)s)))"
-        " ORDER BY r.redeemed_at, r.code LIMIT 1 FOR UPDATE OF r",
-        {"user": user_id, "channel": channel_id, "tier": tier_position, "ended": list(UNPAID_END_STATUSES)},
+        " AND r.order_id IS NULL ORDER BY r.redeemed_at, r.code LIMIT 1 FOR UPDATE OF r",
+        {"user": user_id, "channel": channel_id, "tier": tier_position},
     )
     return await cursor.fetchone()
 

@@ -67,6 +67,7 @@ def test_only_a_30_day_plan_is_sold_as_a_renewing_subscription():
     assert stars.subscription_invoice(order())
     assert not stars.subscription_invoice(order(days=90))
     assert not stars.subscription_invoice(order(kind="donation", days=None))
+    assert not stars.subscription_invoice(order(code="SUMMER7K3M9Q2X"))  # a discount is for one invoice
 
 
 def test_stars_buttons_round_trip_and_forged_ones_are_refused():
