@@ -137,7 +137,7 @@ async def _apply(conn: AsyncConnection, p: StarsPayment, config: Config) -> tupl
         order = await orders.create(
             conn, order_id=orders.new_order_id(), kind=order.kind, user_id=order.user_id, username=p.username or order.username,
             channel_id=order.channel_id, tier_id=order.tier_id, days=order.days, price=order.price, rail="stars",
-            renews_order_id=first,
+            renews_order_id=first, list_price=order.list_price, code=order.code,
         )
         if not renewal:  # pre-checkout refuses a paid order: a race of two devices, or an old link
             await payments.anomaly(conn, "stars_repeat_payment", f"order {first} was paid again in Stars (charge {p.charge_id}"

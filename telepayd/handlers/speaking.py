@@ -69,18 +69,22 @@ class UserLanguages:
         if known is None or known[1] != telegram or time.monotonic() - known[2] > REREAD_SECONDS:
             try:
                 async with self._pool.connection() as conn:
-                    chosen = await users.seen(conn, user.id, telegram)
+                    return await self.texts_with(conn, user)
             except Exception as exc:  # the update goes on in Telegram's language; the handler meets the database itself
                 logger.info("language of user %s not read (%s); speaking Telegram's", user.id, type(exc).__name__)
                 return languages.texts_for(known[0] if known else None, telegram, self.default)
-            known = (chosen, telegram, time.monotonic())
-            self._remember(user.id, known)
-        else:
-            self._known.move_to_end(user.id)
+        self._known.move_to_end(user.id)
         return languages.texts_for(known[0], telegram, self.default)
 
+    async def texts_with(self, conn, user: User) -> Texts:
+        """Read the user's choice on ``conn`` (writing down Telegram's language for them when it changed)."""
+        telegram = languages.base_subtag(user.language_code)
+        chosen = await users.seen(conn, user.id, telegram)
+        self._remember(user.id, (chosen, telegram, time.monotonic()))
+        return languages.texts_for(chosen, telegram, self.default)
+
     def texts_known(self, user: User) -> Texts:
-        """Without a database read (a pre-checkout's seconds are for the money): what is known here already."""
+        """Without a database read: what this daemon knows already (a pre-checkout's first answers)."""
         known = self._known.get(user.id)
         return languages.texts_for(known[0] if known else None, languages.base_subtag(user.language_code), self.default)
 

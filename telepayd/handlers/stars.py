@@ -53,7 +53,8 @@ class StarsHandlers:
         query = update.pre_checkout_query
         if query is None:
             return
-        speak(self._languages.texts_known(query.from_user))  # no database read here: the 10 s are for the money
+        # What this daemon knows at once; read with the order below when it gets that far (one connection).
+        speak(self._languages.texts_known(query.from_user))
         refusal: str | None
         if self._stars_setting() is False:
             refusal = texts.PRECHECKOUT_OFF
@@ -66,6 +67,7 @@ class StarsHandlers:
                         order = await orders.get(conn, query.invoice_payload)
                         renews = order is not None and await stars_store.renewal_for(
                             conn, query.from_user.id, order.channel_id, running=True) is not None
+                        speak(await self._languages.texts_with(conn, query.from_user))
                 refusal = stars.precheckout_refusal(order, current(), user_id=query.from_user.id, currency=query.currency,
                                                     total_amount=query.total_amount, renews_already=renews)
             except (TimeoutError, StoreUnavailable, PoolTimeout, *UNAVAILABLE_ERRORS) as exc:
@@ -90,7 +92,7 @@ class StarsHandlers:
         paid = message.successful_payment if message is not None else None
         if paid is None or message.from_user is None:
             return
-        speak(self._languages.texts_known(message.from_user))
+        speak(await self._languages.texts_for(message.from_user))
         payment = stars.StarsPayment(
             charge_id=stars.storable(paid.telegram_payment_charge_id, stars.MAX_CHARGE_ID),
             payload=stars.storable(paid.invoice_payload, 128), user_id=message.from_user.id,

@@ -21,7 +21,6 @@ from ..codes import normalize
 
 # What ``redeem`` answers, first the refusals in the order they are checked.
 UNKNOWN, DISABLED, EXPIRED, ALREADY, USED_UP, OK = "unknown", "disabled", "expired", "already", "used_up", "ok"
-# An order that ended unpaid gives its discount back (the code can go on the next invoice).
 
 
 @dataclass(frozen=True)

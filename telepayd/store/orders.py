@@ -99,11 +99,14 @@ async def get(conn: AsyncConnection, order_id: str, *, for_update: bool = False)
 
 
 async def find_reusable(conn: AsyncConnection, *, user_id: int, tier_id: int, rail: str = "nowpayments") -> Order | None:
-    """An unpaid order of the last hour for the same tier and rail, so a retry reuses it instead of a second invoice."""
+    """An unpaid order of the last hour for the same tier and rail, so a retry reuses it instead of a second
+    invoice; one an access code discounted, whatever its age (while it is open, its discount is on it: a
+    retry after its invoice failed gets that price again)."""
     cursor = conn.cursor(row_factory=class_row(Order))
     await cursor.execute(
         f"SELECT {_COLUMNS} FROM orders WHERE user_id = %s AND tier_id = %s AND rail = %s AND status IN ('created', 'invoiced')"
-        " AND created_at > now() - interval '1 hour' ORDER BY created_at DESC LIMIT 1",
+        " AND (created_at > now() - interval '1 hour' OR code IS NOT NULL)"
+        " ORDER BY code IS NOT NULL DESC, created_at DESC LIMIT 1",
         [user_id, tier_id, rail],
     )
     return await cursor.fetchone()
