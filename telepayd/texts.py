@@ -189,6 +189,10 @@ class Texts:
             "Pay with the button below. Your personal join link arrives here once the payment is confirmed."
         ).format(title=escape(title), days=self.day_count(days), price=money(price))
 
+    def discount_applied(self, list_price: Decimal, price: Decimal, currency: str) -> str:
+        return self._("🎟 Your code's discount is applied: {list_price} → {price}.").format(
+            list_price=money(list_price, currency), price=money(price, currency))
+
     def pay_button(self, price: Decimal) -> str:
         return self._("Pay {price}").format(price=money(price))
 

@@ -132,7 +132,7 @@ def test_a_percent_code_discounts_the_next_invoice_and_the_ipn_must_pay_that_pri
     offer = said(emulator, ALICE, "discount of 20%")
     assert alice.press(data_of(offer, "tier:")[0]) == 200
     pay = emulator.wait_calls("editMessageText", where=lambda p: to(ALICE)(p) and bool(data_of(p, "paid")))[-1]["params"]
-    assert buttons(pay)[0]["text"] == "Pay $7.99"
+    assert buttons(pay)[0]["text"] == "Pay $7.99" and ENGLISH.discount_applied(Decimal("9.99"), Decimal("7.99"), "usd") in pay["text"]
     (order_id, invoice), = emulator.invoices().items()
     assert invoice["price_amount"] == "7.99"
     assert db(config_files, "SELECT price, list_price, code FROM orders") == [(Decimal("7.99"), Decimal("9.99"), code)]
@@ -274,3 +274,34 @@ def test_a_discount_stays_on_its_order_when_the_invoice_failed(config_files, sta
     assert buttons(pay)[0]["text"] == "Pay $7.99"
     assert [i["price_amount"] for i in emulator.invoices().values()] == ["7.99"]
     assert db(config_files, "SELECT count(*), min(code) FROM orders") == [(1, code)]
+
+
+def test_a_stars_subscriber_may_use_a_discount_on_the_same_plan_as_a_one_off_invoice(config_files, start_daemon, emulator):
+    """Found in review: "you already have a Stars subscription" refused the discounted order too, though it
+    would be a one-off invoice (and a second subscription is still refused without a code)."""
+    from tests.harness import pay_stars
+    from tests.test_stars_e2e import choose_stars
+
+    key = add_channel(config_files, "9.99:30:500")
+    (code,) = created_codes(config_files, "--channel", str(key), "--percent", "20")
+    daemon = start_daemon(config_files)
+    alice = TelegramUser(daemon, ALICE, "alice")
+    assert pay_stars(emulator, alice, choose_stars(emulator, alice, key))["ok"] is True
+    emulator.wait_calls("createChatInviteLink")
+    tier = db(config_files, "SELECT id FROM tiers")[0][0]
+    assert alice.press(f"xtr:{key}:{tier}") == 200
+    said(emulator, ALICE, "would charge you twice", "editMessageText")
+    assert alice.send(f"/redeem {code}") == 200
+    said(emulator, ALICE, "discount of 20%")
+    assert alice.press(f"xtr:{key}:{tier}") == 200
+    invoice = said(emulator, ALICE, ENGLISH.discount_applied(Decimal(500), Decimal(400), "xtr"), "editMessageText")
+    link = buttons(invoice)[0]["url"]
+    second = emulator.calls("createInvoiceLink")[-1]["params"]
+    assert [p["amount"] for p in second["prices"]] == [400] and not second.get("subscription_period")
+    paid = pay_stars(emulator, alice, link)
+    assert paid["ok"] is True and paid["amount"] == 400
+    wait_until = time.monotonic() + 10
+    while db(config_files, "SELECT count(*) FROM orders WHERE status = 'paid'") != [(2,)]:
+        assert time.monotonic() < wait_until
+        time.sleep(0.2)
+    assert db(config_files, "SELECT renewal_charge_id IS NOT NULL FROM subscriptions") == [(True,)]

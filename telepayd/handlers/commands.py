@@ -391,7 +391,10 @@ class Handlers(StarsHandlers, GrowthHandlers):
             if url is None:
                 await self._show(update, texts.INVOICE_FAILED, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
                 return
-            await self._show(update, texts.invoice_ready(channel.title, order.price, tier.days), keyboards.pay(url, order.price), edit=True)
+            text = texts.invoice_ready(channel.title, order.price, tier.days)
+            if order.list_price is not None:
+                text += "\n" + texts.discount_applied(order.list_price, order.price, order.currency)
+            await self._show(update, text, keyboards.pay(url, order.price), edit=True)
 
     @staticmethod
     async def _channel_and_tier(conn, channel_key: int, tier_id: int) -> tuple[channels.Channel | None, channels.Tier | None]:

@@ -22,6 +22,7 @@ from telegram.ext import ContextTypes
 from .. import stars
 from ..errors import StoreUnavailable
 from ..store import channels, orders, subscriptions
+from ..store import codes as codes_store
 from ..store import stars as stars_store
 from ..store.pool import UNAVAILABLE_ERRORS
 from . import keyboards
@@ -157,11 +158,18 @@ class StarsHandlers:
         order = None
         async with self._pool.connection() as conn:
             channel, tier = await self._channel_and_tier(conn, channel_key, tier_id)
-            renewing_already = tier is not None and tier.days == stars.SUBSCRIPTION_DAYS and await stars_store.renewal_for(
-                conn, user.id, channel.id, running=True) is not None
-            if tier is not None and self.stars_offered(tier) and not renewing_already:
+            renewing_already = False
+            if tier is not None and self.stars_offered(tier):
                 async with conn.transaction():
-                    order = await self._plan_order(conn, user, channel, tier, "stars")
+                    renewing_already = tier.days == stars.SUBSCRIPTION_DAYS and await stars_store.renewal_for(
+                        conn, user.id, channel.id, running=True) is not None
+                    # A discount makes the order a one-off invoice (stars.subscription_invoice): no second
+                    # subscription then, and the pre-checkout still refuses one that would renew.
+                    if renewing_already and await codes_store.pending_discount(
+                            conn, user_id=user.id, channel_id=channel.id, tier_position=tier.position) is not None:
+                        renewing_already = False
+                    if not renewing_already:
+                        order = await self._plan_order(conn, user, channel, tier, "stars")
         if channel is None or channel.removed:
             await self._show(update, texts.CHANNEL_GONE, None, edit=True)
         elif tier is None or not self.stars_offered(tier):
@@ -177,7 +185,10 @@ class StarsHandlers:
             if link is None:
                 await self._show(update, texts.STARS_INVOICE_FAILED, keyboards.channel_tiers(channel, self.stars_offered), edit=True)
                 return
-            await self._show(update, texts.stars_invoice_ready(channel.title, int(order.price), tier.days, renews),
+            text = texts.stars_invoice_ready(channel.title, int(order.price), tier.days, renews)
+            if order.list_price is not None:
+                text += "\n" + texts.discount_applied(order.list_price, order.price, order.currency)
+            await self._show(update, text,
                              keyboards.pay_stars(link, int(order.price)), edit=True)
 
     async def _stars_link(self, update: Update, order: orders.Order, title: str, renews: bool) -> str | None:

@@ -111,7 +111,7 @@ SAMPLES = {
     "renewal": True, "canceled": True, "renews": True, "created_at": datetime(2026, 11, 1, tzinfo=timezone.utc),
     "minimum": Decimal("4.99"), "maximum": Decimal("9999.99"), "percent": 20, "taken_back": True,
     "days_taken_back": 3, "payment_type": "subscription", "data": {"amount": 5, "duration_days": 30, "tier": 1},
-    "tier": "1", "rail": "stars", "active": True, "currency": "usd",
+    "tier": "1", "rail": "stars", "active": True, "currency": "usd", "list_price": Decimal("12.49"),
 }
 
 
