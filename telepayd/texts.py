@@ -397,10 +397,18 @@ class Texts:
         return self._("Payment <code>{payment_id}</code> was already applied and your access granted. /status gets you "
                       "a fresh join link.").format(payment_id=payment_id)
 
+    def payment_status(self, status: str) -> str:
+        """A NowPayments status as the buyer reads it (one we do not know: as NowPayments wrote it, escaped)."""
+        _ = self._
+        known = {"waiting": _("waiting"), "confirming": _("confirming"), "confirmed": _("confirmed"),
+                 "sending": _("sending"), "partially_paid": _("partially paid"), "failed": _("failed"),
+                 "expired": _("expired"), "refunded": _("refunded")}
+        return known.get(status) or escape(status.replace("_", " "))
+
     def check_confirming(self, payment_id: int, status: str) -> str:
         return self._("Payment <code>{payment_id}</code> is still {status} at NowPayments. You will get your join link "
                       "as soon as it is complete; there is nothing else to do.").format(
-            payment_id=payment_id, status=escape(status.replace("_", " ")))
+            payment_id=payment_id, status=self.payment_status(status))
 
     def check_partially_paid(self, payment_id: int) -> str:
         return self._("Payment <code>{payment_id}</code> is only partly paid. Please send the rest from the payment "
@@ -408,7 +416,7 @@ class Texts:
 
     def check_failed(self, payment_id: int, status: str) -> str:
         return self._("Payment <code>{payment_id}</code> {status} at NowPayments: no money arrived for it. /start to "
-                      "begin a new order.").format(payment_id=payment_id, status=escape(status))
+                      "begin a new order.").format(payment_id=payment_id, status=self.payment_status(status))
 
     def check_refunded(self, payment_id: int) -> str:
         return self._("Payment <code>{payment_id}</code> was refunded.").format(payment_id=payment_id)
