@@ -53,18 +53,13 @@ class GrowthHandlers:
         user = update.effective_user
         if user is None:
             return
-        config = self.deps.runtime.config
         async with self._pool.connection() as conn:
             async with conn.transaction():
                 channel = await channels.get(conn, channel_key)
                 on_offer = channel is not None and not channel.removed and channel.trial_days > 0
                 taken = on_offer and await trials.take(conn, user.id, channel.id, channel.trial_days)
                 if taken:
-                    ends_at = await subscriptions.extend(conn, user_id=user.id, channel_id=channel.id, days=channel.trial_days)
-                    await subscriptions.touch_link(conn, user.id, channel.id)
-                    await outbox_store.enqueue_join_link(
-                        conn, user.id, closed_chat_id=channel.closed_channel_id, title=channel.title,
-                        hours=config.subscriptions.invite_link_hours, ends_at=ends_at, language=texts.language, reason="trial")
+                    ends_at = await self._give_days(conn, user.id, channel, channel.trial_days, reason="trial")
                     owner = await languages.texts_of(conn, channel.owner_chat_id, self._languages.default)
                     await outbox_store.enqueue_message(conn, channel.owner_chat_id,
                                                        owner.owner_trial(channel.title, channel.trial_days, user.id, user.username))
@@ -78,6 +73,18 @@ class GrowthHandlers:
         logger.info("user %s took the %d-day trial of channel %s (until %s)", user.id, channel.trial_days, channel.id, ends_at)
         self.deps.wake_outbox()
         await self._show(update, texts.LINK_QUEUED, None, edit=True)
+
+    async def _give_days(self, conn, user_id: int, channel: channels.Channel, days: int, *, reason: str) -> datetime:
+        """Access not paid for (a trial, a code's days): the subscription extended like a paid one, and the
+        buyer-only join link queued in the user's language; ``reason`` picks its message. In the caller's
+        transaction; returns the new end."""
+        ends_at = await subscriptions.extend(conn, user_id=user_id, channel_id=channel.id, days=days)
+        await subscriptions.touch_link(conn, user_id, channel.id)
+        await outbox_store.enqueue_join_link(
+            conn, user_id, closed_chat_id=channel.closed_channel_id, title=channel.title,
+            hours=self.deps.runtime.config.subscriptions.invite_link_hours, ends_at=ends_at, language=texts.language,
+            reason=reason)
+        return ends_at
 
     @one_at_a_time
     async def redeem(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -101,9 +108,8 @@ class GrowthHandlers:
             await message.reply_text(texts.CODE_TOO_MANY)
             return
         code = codes.normalize(typed)
-        outcome, found, channel, ends_at = "unknown", None, None, None
+        outcome, found, channel = "unknown", None, None
         if code is not None:
-            config = self.deps.runtime.config
             async with self._pool.connection() as conn:
                 async with conn.transaction():
                     found = await codes_store.get(conn, code)
@@ -113,12 +119,7 @@ class GrowthHandlers:
                     elif found is not None:
                         outcome, found = await codes_store.redeem(conn, code, user.id)
                     if outcome == "ok" and found.days:
-                        ends_at = await subscriptions.extend(conn, user_id=user.id, channel_id=channel.id, days=found.days)
-                        await subscriptions.touch_link(conn, user.id, channel.id)
-                        await outbox_store.enqueue_join_link(
-                            conn, user.id, closed_chat_id=channel.closed_channel_id, title=channel.title,
-                            hours=config.subscriptions.invite_link_hours, ends_at=ends_at, language=texts.language,
-                            reason="code")
+                        await self._give_days(conn, user.id, channel, found.days, reason="code")
         logger.info("user %s redeemed code %s: %s", user.id, code or "(malformed)", outcome)
         if outcome != "ok":
             refusal = {"used_up": texts.CODE_USED_UP, "expired": texts.CODE_EXPIRED, "disabled": texts.CODE_EXPIRED,
