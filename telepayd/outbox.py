@@ -266,9 +266,9 @@ class OutboxWorker:
         notification_id = int(message.payload["notification_id"])
         async with self._pool.connection() as conn:
             found = await notifications.get(conn, notification_id)
-            owner = await languages.texts_of(conn, chat_id, self._default_language()) if found is not None else None
-        if found is None or owner is None:
-            raise PermanentFailure(f"notification {notification_id} does not exist")
+            if found is None:
+                raise PermanentFailure(f"notification {notification_id} does not exist")
+            owner = await languages.texts_of(conn, chat_id, self._default_language())
         # The channel may have been taken off sale since: its owner still hears of the payment.
         text = owner.owner_notification(found.title or found.open_channel_id, found.payment_type, found.payment_data)
         await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)

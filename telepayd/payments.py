@@ -251,9 +251,9 @@ async def grant(conn: AsyncConnection, order: orders.Order, channel: channels.Ch
     The buyer gets a personal join link, except on a ``renewal`` (a Stars subscription charged again) while
     they are still a member: then a message saying until when it runs."""
     await orders.set_status(conn, order.order_id, "paid")
-    buyer = await texts_of(conn, order.user_id, config.bot.default_language)
     ends_at = None
     if order.kind == "subscription" and order.days:
+        buyer = await texts_of(conn, order.user_id, config.bot.default_language)  # a donor is sent nothing
         still_member = renewal and await subscriptions.is_member(conn, order.user_id, channel.id)
         ends_at = await subscriptions.extend(conn, user_id=order.user_id, channel_id=channel.id, days=order.days,
                                               tier_id=order.tier_id)
