@@ -66,9 +66,14 @@ def _when(moment: datetime) -> str:
 
 
 def _what(code: codes_store.AccessCode) -> str:
-    if code.days is not None:
-        return _days(code.days)
-    return f"{code.percent}% off" + (f" plan {code.tier_position}" if code.tier_position else "")
+    return _gives(code.days, code.percent, code.tier_position)
+
+
+def _gives(days: int | None, percent: int | None, tier: int | None) -> str:
+    """``30 days`` or ``20% off plan 2``: what a code gives."""
+    if days is not None:
+        return _days(days)
+    return f"{percent}% off" + (f" plan {tier}" if tier else "")
 
 
 def _days(days: int) -> str:
@@ -192,7 +197,7 @@ async def _create(config: Config, args: argparse.Namespace, now: datetime) -> li
         if tier is not None and tier > len(channel.tiers):
             raise UsageError(f"--tier {tier}: channel {channel.id} has {len(channel.tiers)} plan(s), "
                              f"{_plan_positions(channel)}")
-        what = _days(days) if days is not None else f"{percent}% off" + (f" plan {tier}" if tier else "")
+        what = _gives(days, percent, tier)
         for attempt in range(3):  # a clash of random codes is all but impossible; try fresh ones anyway
             made: set[str] = set()
             while len(made) < count:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from .store.reports import NONE, ChannelFigures, PaidOrder
+from .texts import money
 
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 FIRST_YEAR, LAST_YEAR = 2000, 2999
@@ -60,7 +61,7 @@ def month_name(start: datetime) -> str:
 def amount_text(amount: Decimal, currency: str) -> str:
     """``$1,234.50`` for USD, ``1,500 stars`` for Telegram Stars, else ``12.00 EUR``."""
     if currency.lower() == "usd":
-        return f"${amount:,.2f}"
+        return money(amount)
     if currency.lower() == "xtr":
         return f"{int(amount):,} stars"
     return f"{amount:,.2f} {currency.upper()}"
