@@ -178,16 +178,19 @@ def test_malformed_requests_never_get_a_500(config_files, start_daemon):
     SECRETS[:] = [config_files.webhook_secrets[0], "whsec_" + "A" * 32]
     seen: set[int] = set()
 
+    def signed_example(body: dict, secret: str | None = None) -> bytes:
+        raw_body = json.dumps(body).encode()
+        headers = {"Content-Type": b"application/json",
+                   **{k: v.encode() for k, v in sign(secret or SECRETS[0], raw_body).as_dict().items()}}
+        return _raw("POST", "/webhooks/notification", headers, raw_body)
+
+    # A request signed with a secret the daemon does not hold reaches the signature layer (401) on every run:
+    # the random requests reached it on most runs only.
     @PROPERTY_SETTINGS
+    @example(signed_example({"open_channel_id": "-100", "payment_type": "donation"}, secret="whsec_" + "B" * 32))
     @given(any_requests())
     def anything(raw: bytes) -> None:
         seen.add(_status(config_files.port, raw))
-
-    def signed_example(body: dict) -> bytes:
-        raw_body = json.dumps(body).encode()
-        headers = {"Content-Type": b"application/json",
-                   **{k: v.encode() for k, v in sign(SECRETS[0], raw_body).as_dict().items()}}
-        return _raw("POST", "/webhooks/notification", headers, raw_body)
 
     # Explicit examples make sure the storage (202) and schema (422) layers are reached on every run.
     @PROPERTY_SETTINGS
