@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 # The runtime dependencies, pinned to what this build was tested with (the development install's).
-PACKAGES = ["aiohttp", "python-telegram-bot", "psycopg", "psycopg-pool", "sdnotify", "prometheus-client"]
+PACKAGES = ["aiohttp", "python-telegram-bot", "psycopg", "psycopg-pool", "sdnotify", "prometheus-client", "uvloop"]
 
 TREE_MAIN = '''"""telepayd from an unpacked tree (``python3 -I /usr/lib/telepayd``)."""
 import os

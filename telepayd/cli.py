@@ -262,7 +262,7 @@ def _load_or_report(path: Path, *, journal_errors: bool = False) -> Config | Non
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import logs
-    from .daemon import serve
+    from .daemon import run
 
     journal = logs.stderr_is_the_journal()
     config = _load_or_report(config_path(args.config), journal_errors=journal)
@@ -271,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(config.logging)
-    return asyncio.run(serve(config))
+    return run(config)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -55,6 +55,9 @@ class ServerConfig:
     max_connections_per_address: int = 256
     # GET /metrics (Prometheus) and the counting behind it; off: 404, and nothing is observed.
     metrics: bool = True
+    # The event loop: "uvloop" (libuv, about 1.1x the signed ingest's throughput; the standard library's when
+    # uvloop cannot be imported, which the log says) or "asyncio" (the standard library's).
+    event_loop: str = "uvloop"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class Config:
             "[server] unix_socket": (self.server.unix_socket, new.server.unix_socket),
             "[server] max_body_bytes": (self.server.max_body_bytes, new.server.max_body_bytes),
             "[server] metrics": (self.server.metrics, new.server.metrics),
+            "[server] event_loop": (self.server.event_loop, new.server.event_loop),
             "[database]": (self.database, new.database),
             "[telegram] token_file": (self.telegram.token, new.telegram.token),
             "[telegram] mode": (self.telegram.mode, new.telegram.mode),
@@ -482,7 +486,7 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
     known = {
         "host", "port", "unix_socket", "trusted_proxies", "max_body_bytes", "status_allowed_ips",
         "header_timeout_seconds", "body_timeout_seconds", "keepalive_timeout_seconds", "max_connections",
-        "max_connections_per_address", "metrics",
+        "max_connections_per_address", "metrics", "event_loop",
     }
     s = _section(problems, data, "server", known)
     d = ServerConfig()
@@ -516,6 +520,7 @@ def _load_server(problems: _Problems, data: dict[str, Any]) -> ServerConfig:
         max_connections_per_address=s.integer(
             "max_connections_per_address", d.max_connections_per_address, minimum=1, maximum=1_000_000),
         metrics=s.boolean("metrics", d.metrics),
+        event_loop=s.string("event_loop", d.event_loop, choices=("uvloop", "asyncio")),
     )
 
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import threading
+from collections.abc import Callable
 
 from aiohttp import web
 from telegram.error import TelegramError
@@ -145,6 +146,30 @@ def _listen(config: Config) -> socket.socket:
     return sock
 
 
+def run(config: Config) -> int:
+    """Run the daemon on the event loop ``[server] event_loop`` names; return the exit code."""
+    with asyncio.Runner(loop_factory=_loop_factory(config.server.event_loop)) as runner:
+        return runner.run(serve(config))
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for and importable (not from inside the zipped pyz), else the standard one."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError as exc:
+        logger.warning("[server] event_loop is uvloop, which cannot be imported here (%s): running on the "
+                       "standard library's event loop", exc)
+        return None
+    return uvloop.new_event_loop
+
+
+def _loop_name() -> str:
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
+
+
 async def serve(config: Config) -> int:
     """Run the daemon until SIGTERM/SIGINT; return the exit code."""
     runtime = Runtime(config)
@@ -183,7 +208,8 @@ async def serve(config: Config) -> int:
     for task in tasks:
         task.add_done_callback(runtime.on_background_task_done)
 
-    logger.info("telepayd %s listening on %s (%s)", __version__, _where(config), status_line(runtime, app))
+    logger.info("telepayd %s listening on %s, %s event loop (%s)", __version__, _where(config), _loop_name(),
+                status_line(runtime, app))
     notifier.ready(status_line(runtime, app))
     await runtime.stop_requested.wait()
 

@@ -170,8 +170,7 @@ class GroupCommitter:
     async def _commit(self, messages: list[Incoming]) -> set[str]:
         try:
             async with self._pool.connection() as conn:
-                async with conn.transaction():
-                    return await webhook_messages.insert_batch(conn, messages)
+                return await webhook_messages.store_batch(conn, messages)
         except PoolTimeout:
             raise StoreUnavailable("no database connection became available") from None
         except UNAVAILABLE_ERRORS as exc:

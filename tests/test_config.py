@@ -147,6 +147,15 @@ def test_slow_client_limits_have_defaults_and_bounds(files):
     assert len(problems(files)) == 2
 
 
+def test_the_event_loop_is_uvloop_by_default_or_asyncio(files):
+    assert load(files.path).server.event_loop == "uvloop"
+    files.settings = {"server": {"event_loop": "asyncio"}}
+    files.write()
+    assert load(files.path).server.event_loop == "asyncio"
+    files.settings = {"server": {"event_loop": "trio"}}
+    assert problems(files) == [f"{files.path}: [server] event_loop: expected \"uvloop\" or \"asyncio\", got 'trio'"]
+
+
 def test_relative_paths_are_read_from_the_config_files_folder(files, tmp_path):
     files.settings = {
         "webhooks": {"secrets_file": "webhook-secrets"},

@@ -95,6 +95,27 @@ async def test_restart_only_settings_are_reported_on_reload(config_files, start_
     assert "restart needed for: [database]" in ready
 
 
+async def test_either_event_loop_serves_reloads_and_stops(config_files, start_daemon):
+    """``[server] event_loop``: uvloop by default, the standard library's loop when asked. Either stores a
+    notification, reloads on SIGHUP (where a change of loop is reported as needing a restart) and stops
+    cleanly; the start line names the loop it runs on."""
+    secret = config_files.webhook_secrets[0]
+    for loop, other in (("uvloop", "asyncio"), ("asyncio", "uvloop")):
+        config_files.settings = {"server": {"event_loop": loop}} if loop == "asyncio" else {}
+        config_files.write()
+        daemon = start_daemon(config_files)
+        assert f"{loop} event loop" in daemon.log()
+        assert (await post(daemon, signed(secret, f"on-{loop}")))[0] == 202
+        config_files.settings = {"server": {"event_loop": other}}
+        config_files.write()
+        mark = len(daemon.notify.messages)
+        daemon.send(signal.SIGHUP)
+        assert "restart needed for: [server] event_loop" in daemon.notify.wait_for("READY=1", start=mark)
+        assert (await post(daemon, signed(secret, f"on-{loop}")))[0] == 200  # a duplicate, on the same loop
+        assert daemon.stop() == 0
+        assert "Traceback" not in daemon.log()
+
+
 async def test_sigterm_finishes_in_flight_requests(config_files, start_daemon):
     daemon = start_daemon(config_files)
     secret = config_files.webhook_secrets[0]

@@ -15,7 +15,7 @@ fi
 
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as m, sys
-import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, prometheus_client, pytest, pytest_aiohttp, standardwebhooks, hypothesis, babel
+import telepayd, aiohttp, telegram, psycopg, psycopg_pool, sdnotify, prometheus_client, uvloop, pytest, pytest_aiohttp, standardwebhooks, hypothesis, babel
 sys.exit(0 if m.version("telepayd") == telepayd.__version__ else 1)
 PY
 then

@@ -96,9 +96,32 @@ async def insert_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[
     return accepted
 
 
+async def store_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[str]:
+    """Insert ``batch`` in one transaction (as ``insert_batch``) on a connection outside any transaction.
+
+    A batch that is one statement (notifications only, one chunk: the usual case) runs as that statement
+    alone, in autocommit: PostgreSQL makes a single statement its own transaction, as atomic and as durable
+    as BEGIN ... COMMIT, without their two round trips (about 1.2x the signed ingest's throughput)."""
+    if _one_statement(batch):
+        await conn.set_autocommit(True)
+        try:
+            return await insert_batch(conn, batch)
+        finally:
+            if not conn.closed:  # a broken connection is thrown away by the pool, whatever its mode
+                await conn.set_autocommit(False)
+    async with conn.transaction():
+        return await insert_batch(conn, batch)
+
+
 # A jsonb value holds at most 256 MB: the bodies of one statement stay far below (a body is at most
 # [server] max_body_bytes, 16 MB at most; usually a batch of 500 is a few hundred kB in one statement).
 CHUNK_CHARACTERS = 32 * 1024 * 1024
+
+
+def _one_statement(batch: Sequence[Incoming]) -> bool:
+    """Whether ``insert_batch`` writes ``batch`` with one statement (see ``_chunks``)."""
+    return all(isinstance(m, IncomingNotification) for m in batch) and (
+        len(batch) == 1 or sum(len(m.body) for m in batch) <= CHUNK_CHARACTERS)  # type: ignore[union-attr]
 
 
 def _chunks(notifications: list[IncomingNotification]) -> list[list[IncomingNotification]]:

@@ -44,3 +44,37 @@ async def test_the_sweeper_stops_while_nudged_all_the_time():
     object.__setattr__(config, "subscriptions", SubscriptionsConfig(sweep_interval_seconds=1))
     sweeper = Sweeper(None, lambda: config, ready=lambda: False, wake_outbox=lambda: None)  # type: ignore[arg-type]
     assert await _cancel_while_woken(sweeper.run, sweeper.nudge) == 0
+
+
+async def _idle_while_woken(worker: OutboxWorker, *, urgent_after: float | None) -> float:
+    """How long an idle worker that just looked stays idle while notifications wake it every millisecond
+    (and, ``urgent_after`` seconds in, a join link does)."""
+    import time
+
+    async def waking() -> None:
+        started = time.monotonic()
+        while True:
+            worker.wake(urgent=urgent_after is not None and time.monotonic() - started >= urgent_after)
+            await asyncio.sleep(0.001)
+
+    worker._urgent = False
+    worker._looked_at = time.monotonic()
+    waker = asyncio.create_task(waking())
+    started = time.monotonic()
+    try:
+        await worker._idle(1.0)
+        return time.monotonic() - started
+    finally:
+        waker.cancel()
+        await asyncio.gather(waker, return_exceptions=True)
+
+
+async def test_notifications_wake_an_idle_outbox_at_most_once_per_gap_and_a_join_link_at_once():
+    """A burst of owner notifications while their chat cools down made the worker query the outbox once per
+    notification (a tenth of the daemon's CPU under a signed-ingest load): now once per gap at most."""
+    from telepayd.outbox import NOT_URGENT_GAP_SECONDS
+
+    worker = OutboxWorker(None, lambda: None, lambda: OutboxConfig())  # type: ignore[arg-type]
+    idle = await _idle_while_woken(worker, urgent_after=None)
+    assert NOT_URGENT_GAP_SECONDS * 0.9 <= idle < 0.5
+    assert await _idle_while_woken(worker, urgent_after=0.005) < NOT_URGENT_GAP_SECONDS * 0.9
