@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -125,9 +126,16 @@ async def _store(request: web.Request, message: Incoming, kind: str) -> web.Resp
     if fresh:
         logger.info("stored %s %s", kind, message.webhook_id)
         request.app[outbox_key].wake(urgent=False)  # an owner's notification: in turn
-        return web.json_response({"status": "accepted", "id": message.webhook_id}, status=202)
+        return _stored_answer(202, "accepted", message.webhook_id)
     logger.info("duplicate %s %s acknowledged, nothing written", kind, message.webhook_id)
-    return web.json_response({"status": "duplicate", "id": message.webhook_id}, status=200)
+    return _stored_answer(200, "duplicate", message.webhook_id)
+
+
+def _stored_answer(code: int, status: str, webhook_id: str) -> web.Response:
+    """``{"status": status, "id": webhook_id}`` exactly as ``web.json_response`` writes it, in half its time
+    (it is every signed webhook's answer)."""
+    body = f'{{"status": "{status}", "id": {json.dumps(webhook_id)}}}'.encode()
+    return web.Response(body=body, status=code, content_type="application/json", charset="utf-8")
 
 
 async def post_notification(request: web.Request) -> web.Response:

@@ -70,21 +70,29 @@ def may_hold_surrogates(body: bytes) -> bool:
     return _SURROGATE_ESCAPE.search(body) is not None
 
 
+# Built once: json.loads with any hook builds a decoder and its scanner on every call (2 of a notification's
+# 5 us of parsing).
+_DECODERS = {
+    True: json.JSONDecoder(parse_float=Decimal, parse_constant=reject_constant),
+    False: json.JSONDecoder(parse_float=float, parse_constant=reject_constant),
+}
+
+
 def parse_json(body: bytes, *, decimals: bool = True) -> Any:
     """Parse ``body`` (fractions as ``Decimal`` unless ``decimals`` is false); raise ``JSONBodyError``."""
-    value = _loads(body, parse_float=Decimal if decimals else float)
+    value = _loads(body, _DECODERS[decimals])
     if may_hold_surrogates(body):
         check_document(value)
     return value
 
 
-def _loads(body: bytes, **hooks: Any) -> Any:
+def _loads(body: bytes, decoder: json.JSONDecoder) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise JSONBodyError("The body is not valid UTF-8.") from None
     try:
-        return json.loads(text, parse_constant=reject_constant, **hooks)
+        return decoder.decode(text)
     except JSONBodyError:
         raise
     except RecursionError:
