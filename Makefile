@@ -28,6 +28,7 @@ test: deps
 	$(PYTHON) -m pytest
 
 bench: deps
+	@$(PYTHON) -c 'import flask' 2>/dev/null || $(PYTHON) -m pip install -q -e '.[test,bench]'
 	$(PYTHON) -m bench
 
 pyz: deps
