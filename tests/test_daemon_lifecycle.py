@@ -116,6 +116,20 @@ async def test_either_event_loop_serves_reloads_and_stops(config_files, start_da
         assert "Traceback" not in daemon.log()
 
 
+def test_without_uvloop_the_daemon_says_so_and_takes_the_standard_loop(monkeypatch, caplog):
+    """The pyz run from inside its zip cannot import uvloop (a compiled module): the standard loop, and a line."""
+    from telepayd import daemon
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # what a failed import looks like to ``import uvloop``
+    assert daemon._loop_factory("uvloop") is None
+    assert "cannot be imported here" in caplog.text and "standard library's event loop" in caplog.text
+    assert daemon._loop_factory("asyncio") is None
+    monkeypatch.delitem(sys.modules, "uvloop")
+    import uvloop
+
+    assert daemon._loop_factory("uvloop") is uvloop.new_event_loop
+
+
 async def test_sigterm_finishes_in_flight_requests(config_files, start_daemon):
     daemon = start_daemon(config_files)
     secret = config_files.webhook_secrets[0]

@@ -46,7 +46,7 @@ def test_pyz_runs_the_daemon_with_system_python(pyz, config_files, tmp_path):
     version = run_pyz_to_end(pyz, "--version", env=cache)
     assert version.stdout.strip() == f"telepayd {__version__}" and version.stderr == ""
     (unpacked,) = (tmp_path / "cache" / "telepayd").iterdir()  # unpacked once, into a versioned directory
-    assert list(unpacked.glob("aiohttp/_http_parser*.so"))
+    assert list(unpacked.glob("aiohttp/_http_parser*.so")) and list(unpacked.glob("uvloop/loop*.so"))
     check = run_pyz_to_end(pyz, "check-config", "-c", str(config_files.path), env=cache)
     assert check.returncode == 0, check.stderr
     notify = NotifyListener()
@@ -70,7 +70,7 @@ def test_pyz_runs_the_daemon_with_system_python(pyz, config_files, tmp_path):
         notify.close()
     assert code == 0, (config_files.directory / "pyz.log").read_text()[-6000:]
     text = (config_files.directory / "pyz.log").read_text()
-    assert "database migrated to version" in text and "Traceback" not in text
+    assert "database migrated to version" in text and "uvloop event loop" in text and "Traceback" not in text
 
 
 @pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs Debian's /usr/bin/python3")

@@ -79,6 +79,8 @@ def main() -> int:
             output = daemon.stdout.read().decode(errors="replace") if daemon.stdout else ""
             notify.close()
         assert "Traceback" not in output, output
+        assert "uvloop event loop" in output, output  # the bundled uvloop loads under memory-deny-write-execute
+        step("ran on the bundled uvloop")
         return 0
     except (AssertionError, TimeoutError, KeyError, IndexError) as exc:
         print(f"FAILED: {exc!r}", file=sys.stderr)
