@@ -9,8 +9,8 @@ and SHA-256 against the manifest inside the pyz: about 40 ms for its ~1,250 file
 fails is unpacked afresh. Where no cache can be written, or the cache directory itself cannot be trusted,
 it runs from the zip on the libraries' pure-Python fallbacks (and says so).
 psycopg uses its ctypes implementation over the system's libpq (Debian's ``libpq5``), so no copy of libpq
-or OpenSSL travels inside. Measured (``bench/packaged.py``): unpacked, ~1.1x the development install's
-ingest throughput and ~0.35 s to READY; pure-Python from the zip, ~0.6x and ~1.2 s.
+or OpenSSL travels inside. Measured (``bench/packaged.py``): unpacked, 1.0-1.2x the development install's
+ingest throughput and ~0.7 s to READY; pure-Python from the zip (no uvloop either), ~0.45x and ~2.8 s.
 
 The .deb ships the same tree already unpacked in ``/usr/lib/telepayd`` (``--stage-dir``): read-only, no
 cache, nothing to unpack at start.
