@@ -13,6 +13,8 @@ MAX_ID_LENGTH = 128
 MAX_CHANNELS = 1000
 # PostgreSQL's jsonb refuses NUL characters and numbers beyond numeric's range; refuse them here as 422.
 _MAX_EXPONENT = 1000
+_LARGEST_INT = 10**_MAX_EXPONENT
+_MAX_FRACTION_DIGITS = 16383  # numeric keeps at most this many digits after the point
 _UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -37,24 +39,47 @@ def _invalid(field: str, expected: str) -> ApiError:
 
 
 def _require_storable(value: Any, path: str) -> None:
-    stack = [(value, path)]
+    """Raise ``ApiError(422)`` naming the first value (under ``path``) that jsonb refuses. Field names are
+    built only for that value: building one per value cost more than the walk itself."""
+    stack: list[tuple[Any, _Step | None]] = [(value, None)]
     while stack:
-        item, where = stack.pop()
+        item, step = stack.pop()
         if isinstance(item, str):
             if _UNSTORABLE_CHARACTERS.search(item):
-                raise _invalid(where, "text without NUL characters or unpaired surrogates")
+                raise _invalid(_field(path, step), "text without NUL characters or unpaired surrogates")
         elif isinstance(item, Decimal):
             if abs(item.adjusted()) > _MAX_EXPONENT:
-                raise _invalid(where, f"a number between 1e-{_MAX_EXPONENT} and 1e{_MAX_EXPONENT}")
+                raise _invalid(_field(path, step), f"a number between 1e-{_MAX_EXPONENT} and 1e{_MAX_EXPONENT}")
+            if -item.as_tuple().exponent > _MAX_FRACTION_DIGITS:  # type: ignore[operator]
+                raise _invalid(_field(path, step), f"a number with at most {_MAX_FRACTION_DIGITS} digits after the point")
         elif isinstance(item, int) and not isinstance(item, bool):
-            if abs(item) > 10**_MAX_EXPONENT:
-                raise _invalid(where, f"a number below 1e{_MAX_EXPONENT}")
+            if abs(item) > _LARGEST_INT:
+                raise _invalid(_field(path, step), f"a number below 1e{_MAX_EXPONENT}")
         elif isinstance(item, dict):
-            prefix = f"{where}." if where else ""
-            stack.extend((v, f"{prefix}{k}") for k, v in item.items())
-            stack.extend((k, f"{prefix}{k[:32]!r} (name)") for k in item)
+            stack.extend((v, (step, "value", k)) for k, v in item.items())
+            stack.extend((k, (step, "name", k)) for k in item)
         elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+            stack.extend((v, (step, "index", i)) for i, v in enumerate(item))
+
+
+# How the walk reached a value: (the step before, "value" / "name" / "index", the key or index).
+_Step = tuple[Any, str, Any]
+
+
+def _field(path: str, step: _Step | None) -> str:
+    """The field name of the value ``step`` reached: ``a.b[2].c``, or ``a.'key' (name)`` for a key."""
+    steps = []
+    while step is not None:
+        step, kind, key = step
+        steps.append((kind, key))
+    where = path
+    for kind, key in reversed(steps):
+        if kind == "index":
+            where = f"{where}[{key}]"
+        else:
+            prefix = f"{where}." if where else ""
+            where = f"{prefix}{key}" if kind == "value" else f"{prefix}{key[:32]!r} (name)"
+    return where
 
 
 def _short_text(document: dict[str, Any], field: str) -> str:

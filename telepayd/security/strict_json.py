@@ -91,6 +91,8 @@ def _loads(body: bytes, decoder: json.JSONDecoder) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise JSONBodyError("The body is not valid UTF-8.") from None
+    if text.startswith("\ufeff"):  # json.loads says so; the decoder alone would only say "Expecting value"
+        raise JSONBodyError("The body starts with a byte order mark (BOM); send JSON without one.")
     try:
         return decoder.decode(text)
     except JSONBodyError:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,9 @@ async def store_batch(conn: AsyncConnection, batch: Sequence[Incoming]) -> set[s
         try:
             return await insert_batch(conn, batch)
         finally:
-            if not conn.closed:  # a broken connection is thrown away by the pool, whatever its mode
+            # Back to the pool's mode, unless the connection is closed (the pool throws it away) or not idle
+            # (left mid-statement by a cancellation: psycopg closes it; an error here must not hide that one).
+            if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
                 await conn.set_autocommit(False)
     async with conn.transaction():
         return await insert_batch(conn, batch)

@@ -25,6 +25,12 @@ def test_unacceptable_bodies_raise_one_error_type(body):
         parse_json_object(body)
 
 
+def test_a_byte_order_mark_is_named_and_the_same_body_without_it_parses():
+    with pytest.raises(JSONBodyError, match="byte order mark"):
+        parse_json_object("\ufeff{}".encode())
+    assert parse_json_object(b"{}") == {} and parse_json_object(b'{"a": 1.5}', decimals=False) == {"a": 1.5}
+
+
 def test_secret_token_any_line_matches_and_others_fail():
     verify_secret_token("new", [b"old", b"new"])
     for offered in (None, "", "nope", "olé"):

@@ -30,6 +30,7 @@ UNSTORABLE = [
     body(', "n": ' + "9" * 1002),
     body(', "n": 0.' + "0" * 1001 + "1"),
     body(', "deep": [[{"x": "\\u0000"}]]'),
+    body(', "n": 1.' + "0" * 16384),              # numeric keeps 16383 digits after the point (found in review)
 ]
 STORABLE = [
     body(),
@@ -37,6 +38,7 @@ STORABLE = [
     body(', "n": 1e999'),
     body(', "n": 123456789012345678901234567890'),
     body(', "n": ' + "7" * 900),
+    body(', "n": 1.' + "0" * 16383),
 ]
 
 
@@ -54,6 +56,23 @@ def test_storable_bodies_pass_whether_walked_or_not(raw):
     document = parse_json_object(raw)
     _require_storable(document, "")  # the full walk agrees
     validate_notification(document, raw)
+
+
+def test_the_refusal_names_the_field_wherever_it_is():
+    cases = {
+        body(', "note": "a\\u0000b"'): "payment_data.note",
+        body(', "a\\u0000": 1'): "payment_data.'a\\x00' (name)",
+        body(', "deep": [[{"x": "\\u0000"}]]'): "payment_data.deep[0][0].x",
+        body(', "n": 1.' + "0" * 16384): "payment_data.n",
+        body(', "n": 1e1001'): "payment_data.n",
+    }
+    for raw, field in cases.items():
+        with pytest.raises(ApiError) as caught:
+            validate_notification(parse_json_object(raw), raw)
+        assert f"Field '{field}' must be" in caught.value.detail
+    with pytest.raises(ApiError) as caught:
+        _require_storable(["ok", [1, "\x00"]], "open_channel_ids")
+    assert "Field 'open_channel_ids[1][1]' must be" in caught.value.detail
 
 
 def test_plain_bodies_skip_the_walk():
