@@ -38,10 +38,10 @@ BATCH = 100
 POLL_SECONDS = 1.0
 # An idle worker woken by a message that is not urgent (an owner's notification) looks again no sooner than
 # this after its last look. A look reads past every pending row of the chats cooling down that comes before
-# the rows it can send (delivery order is by priority and age, not by chat), so a burst of notifications to one owner, which made the worker look
-# once per notification, re-read that owner's whole backlog thousands of times a second: PostgreSQL took a
-# core and the signed ingest ran at 0.7x. Now a burst costs at most four looks a second, and a notification
-# waits at most this long more.
+# the rows it can send (delivery order is by priority and age, not by chat), so a burst of notifications to
+# one owner, which made the worker look once per notification, re-read that owner's whole backlog thousands
+# of times a second: PostgreSQL took a core and the signed ingest ran at 0.7x. Now a burst costs at most
+# four looks a second, and a notification waits at most this long more.
 NOT_URGENT_GAP_SECONDS = 0.25
 MAX_PAUSE_SECONDS = 30.0
 # Telegram measures arrivals, which network jitter brings closer together than we sent them: pace 5% slower.

@@ -38,6 +38,10 @@ def _invalid(field: str, expected: str) -> ApiError:
     return ApiError(422, "invalid_field", f"Field '{field}' must be {expected}.")
 
 
+# How the walk reached a value: (the step before, "value" / "name" / "index", the key or index).
+_Step = tuple[Any, str, Any]
+
+
 def _require_storable(value: Any, path: str) -> None:
     """Raise ``ApiError(422)`` naming the first value (under ``path``) that jsonb refuses. Field names are
     built only for that value: building one per value cost more than the walk itself."""
@@ -60,10 +64,6 @@ def _require_storable(value: Any, path: str) -> None:
             stack.extend((k, (step, "name", k)) for k in item)
         elif isinstance(item, list):
             stack.extend((v, (step, "index", i)) for i, v in enumerate(item))
-
-
-# How the walk reached a value: (the step before, "value" / "name" / "index", the key or index).
-_Step = tuple[Any, str, Any]
 
 
 def _field(path: str, step: _Step | None) -> str:
