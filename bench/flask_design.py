@@ -3,10 +3,10 @@
 The signed-ingest target (6x, set when this was a Flask service that wrote nothing: about 1,000 req/s on
 this machine then) is a multiple of this: one Flask route on Flask's own threaded server (``app.run``),
 checking the Standard Webhooks signature and the timestamp, parsing the JSON body and answering, with no
-database behind it. It is measured in the same run as the
-daemon, so the ratio holds on a machine that is faster or slower today (on this shared 2-core VM the
-same plain aiohttp route served 29,409 req/s one day and 12,000 another). Written without flask-cors or
-any other extension: the fastest reading of that design, so the ratio is not flattered.
+database behind it. It is measured in the same run as the daemon, so the ratio holds on a machine that is
+faster or slower today (on this shared 2-core VM the same plain aiohttp route served 29,409 req/s one day
+and 12,000 another). Written without flask-cors or any other extension: the fastest reading of that
+design, so the ratio is not flattered.
 
     python3 -m bench.flask_design PORT SECRETS_FILE
 """
