@@ -103,15 +103,10 @@ def chain_overhead(files: ConfigFiles, workdir: Path) -> float:
     results: dict[str, list[float]] = {mode: [] for mode in modes}
     for mode in modes * 2:  # interleaved, so drift on a shared machine hits each alike
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "bench.noop_server", mode, str(port), str(files.path)])
-        try:
-            wait_port(port)
-            run = run_wrk(f"http://127.0.0.1:{port}", script, max(3, SECONDS // 2))
-            assert run["errors"] == 0, f"{mode}: {run['errors']} non-2xx answers"
-            results[mode].append(run["rps"])
-        finally:
-            server.terminate()
-            server.wait(10)
+        with serving([sys.executable, "-m", "bench.noop_server", mode, str(port), str(files.path)], port) as base:
+            run = run_wrk(base, script, max(3, SECONDS // 2))
+        assert run["errors"] == 0, f"{mode}: {run['errors']} non-2xx answers"
+        results[mode].append(run["rps"])
     plain, signature_only, answers, secured = (sum(results[m]) / len(results[m]) for m in modes)
     ratio = secured / plain
     print("security chain on a no-op POST route, wrk -t1 -c64 (interleaved runs, averaged):")
@@ -127,18 +122,25 @@ def chain_overhead(files: ConfigFiles, workdir: Path) -> float:
 
 
 @contextlib.contextmanager
-def running_daemon(files: ConfigFiles, *, settle: float = 0.5, stop_seconds: float = 20) -> Iterator[str]:
-    """``telepayd run`` on ``files`` (output discarded), listening and given ``settle`` seconds; yields its
+def serving(command: list[str], port: int, *, settle: float = 0.0, stop_seconds: float = 10) -> Iterator[str]:
+    """``command`` started (output discarded), listening on ``port`` and given ``settle`` seconds; yields its
     base URL and stops it on the way out."""
-    daemon = subprocess.Popen([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(files.port)
+        wait_port(port)
         time.sleep(settle)
-        yield f"http://127.0.0.1:{files.port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
-        daemon.terminate()
-        daemon.wait(stop_seconds)
+        server.terminate()
+        server.wait(stop_seconds)
+
+
+@contextlib.contextmanager
+def running_daemon(files: ConfigFiles, *, settle: float = 0.5, stop_seconds: float = 20) -> Iterator[str]:
+    """``telepayd run`` on ``files``, as ``serving`` runs a command."""
+    with serving([sys.executable, "-m", "telepayd", "run", "-c", str(files.path)], files.port,
+                 settle=settle, stop_seconds=stop_seconds) as base:
+        yield base
 
 
 INGEST_TARGET = 6.0  # times the Flask design (bench/flask_design.py, measured in the same run), at 32 connections
@@ -160,14 +162,8 @@ def _put_channel_on_sale(files: ConfigFiles) -> None:
 @contextlib.contextmanager
 def flask_design(files: ConfigFiles) -> Iterator[str]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.flask_design", str(port), str(files.secret_file("webhook-secrets"))],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(10)
+    with serving([sys.executable, "-m", "bench.flask_design", str(port), str(files.secret_file("webhook-secrets"))], port) as base:
+        yield base
 
 
 def _each(runs: list[dict[str, float]]) -> str:
