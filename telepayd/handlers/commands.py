@@ -341,11 +341,11 @@ class Handlers(StarsHandlers, GrowthHandlers):
 
     async def _show_list(self, update: Update, *, page: int, edit: bool) -> None:
         async with self._pool.connection() as conn:
-            shown, page, pages = await channels.on_sale_page(conn, page, keyboards.PAGE_SIZE)
+            shown, page, more = await channels.on_sale_page(conn, page, keyboards.PAGE_SIZE)
         if not shown:
             await self._show(update, texts.NO_CHANNELS, None, edit=edit)
             return
-        await self._show(update, texts.START, keyboards.channel_list(shown, page, pages), edit=edit)
+        await self._show(update, texts.START, keyboards.channel_list(shown, page, more), edit=edit)
 
     async def _show_channel(self, update: Update, channel_key: int, *, edit: bool) -> None:
         user = update.effective_user

@@ -15,13 +15,13 @@ from .callbacks import encode
 PAGE_SIZE = 10
 
 
-def channel_list(shown: list[Channel], page: int, pages: int) -> InlineKeyboardMarkup:
-    """One page of channels (``PAGE_SIZE`` at most), with Back/Next between the ``pages``."""
+def channel_list(shown: list[Channel], page: int, more: bool) -> InlineKeyboardMarkup:
+    """One page of channels (``PAGE_SIZE`` at most), with Back before it and Next when ``more`` follow."""
     rows = [[InlineKeyboardButton(texts.channel_button(c.title, c.lowest_price), callback_data=encode("ch", c.id))] for c in shown]
     navigation = []
     if page > 0:
         navigation.append(InlineKeyboardButton(texts.PAGE_PREVIOUS, callback_data=encode("list", page - 1)))
-    if page < pages - 1:
+    if more:
         navigation.append(InlineKeyboardButton(texts.PAGE_NEXT, callback_data=encode("list", page + 1)))
     if navigation:
         rows.append(navigation)
