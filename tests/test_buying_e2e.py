@@ -295,6 +295,10 @@ def test_channel_list_is_paged_past_ten(config_files, start_daemon, emulator):
     last = emulator.wait_calls("editMessageText", edits + 1)[-1]["params"]
     assert [b["text"] for b in buttons(last)][:1] == ["Channel 11 — from $12.00"] and "list:0" in json.dumps(last["reply_markup"])
     assert len([b for b in buttons(last) if b["callback_data"].startswith("ch:")]) == 1
+    edits = len(emulator.calls("editMessageText"))
+    assert user.press("list:999999999999999999") == 200  # forged: the most digits a button may carry
+    forged = emulator.wait_calls("editMessageText", edits + 1)[-1]["params"]
+    assert [b["text"] for b in buttons(forged)][:1] == ["Channel 11 — from $12.00"]
 
 
 def test_an_owner_finds_their_id_and_a_channels_id_from_the_bot(config_files, start_daemon, emulator):

@@ -204,6 +204,29 @@ async def test_the_first_page_of_channels_reads_that_page_not_a_count_of_all(con
     assert (len(shown), page, more) == (10, 1, False) and shown[-1].id == 20  # exactly two pages: no Next on the last
     shown, page, more = await channels.on_sale_page(conn, 7, 10)  # an old button, past the end
     assert (len(shown), page, more) == (10, 1, False)
+    for forged in (10**17, 999_999_999_999_999_999):  # a callback's 18 digits: OFFSET would overflow a bigint
+        shown, page, more = await channels.on_sale_page(conn, forged, 10)
+        assert (len(shown), page, more) == (10, 1, False)
     await conn.execute("UPDATE tiers SET retired_at = now() WHERE channel_id > 1")
     shown, page, more = await channels.on_sale_page(conn, 3, 10)
     assert ([c.id for c in shown], page, more) == ([1], 0, False)
+
+
+async def test_channels_taken_off_sale_after_the_count_give_the_first_page(conn, monkeypatch):
+    """A page past the end counts, then reads the last page: channels taken off sale in between (each
+    statement sees its own snapshot) leave that page empty, which must not read as "no channels"."""
+    await conn.execute(
+        "INSERT INTO channels (open_channel_id, closed_channel_id, owner_chat_id, title)"
+        " SELECT -1001000000000 - n, -1002000000000 - n, 5, 'C' || n FROM generate_series(1, 24) n")
+    await conn.execute("INSERT INTO tiers (channel_id, position, price, days) SELECT id, 1, 4.99, 30 FROM channels WHERE id > 1")
+    execute = conn.execute
+
+    async def remove_after_the_count(query, *args, **kwargs):
+        result = await execute(query, *args, **kwargs)
+        if "count(*)" in query:
+            await execute("UPDATE channels SET removed_at = now() WHERE id > 5")
+        return result
+
+    monkeypatch.setattr(conn, "execute", remove_after_the_count)
+    shown, page, more = await channels.on_sale_page(conn, 5, 10)
+    assert ([c.id for c in shown], page, more) == ([1, 2, 3, 4, 5], 0, False)
