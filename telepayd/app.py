@@ -25,7 +25,7 @@ from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
 from .runtime import Runtime
-from .supervisor import Supervisor
+from .supervisor import Supervisor, cancel_and_wait
 from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         preparing = asyncio.create_task(_finish_preparing(database, first), name="database-prepare")
         preparing.add_done_callback(runtime.on_background_task_done)
     except BaseException:
-        first.cancel()
-        await asyncio.gather(first, return_exceptions=True)
+        await cancel_and_wait([first], runtime.config.database.timeout_seconds)
         await database.close()
         raise
     committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds,
@@ -88,8 +87,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await committer.stop()
     if preparing is not None:
-        preparing.cancel()
-        await asyncio.gather(preparing, return_exceptions=True)
+        await cancel_and_wait([preparing], runtime.config.database.timeout_seconds)
     await database.close()
 
 
@@ -156,9 +154,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in workers:
-            task.cancel()
-        _, running = await asyncio.wait(workers, timeout=WORKERS_STOP_SECONDS)
+        running = await cancel_and_wait(workers, WORKERS_STOP_SECONDS)
         if running:  # a task that will not stop must not hold up the stop (the deadline would end it anyway)
             logger.warning("stopping: %s did not stop within %.0f s", ", ".join(t.get_name() for t in running), WORKERS_STOP_SECONDS)
 
