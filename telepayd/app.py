@@ -25,7 +25,7 @@ from .errors import StoreUnavailable
 from .ingest import GroupCommitter
 from .guard import Caller, add_routes
 from .runtime import Runtime
-from .supervisor import Supervisor, cancel_and_wait
+from .supervisor import Supervisor
 from .sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         preparing = asyncio.create_task(_finish_preparing(database, first), name="database-prepare")
         preparing.add_done_callback(runtime.on_background_task_done)
     except BaseException:
-        await cancel_and_wait([first], runtime.config.database.timeout_seconds)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
         await database.close()
         raise
     committer = GroupCommitter(database.pool, timeout=runtime.config.database.timeout_seconds,
@@ -87,7 +88,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await committer.stop()
     if preparing is not None:
-        await cancel_and_wait([preparing], runtime.config.database.timeout_seconds)
+        preparing.cancel()
+        await asyncio.gather(preparing, return_exceptions=True)
     await database.close()
 
 
@@ -154,7 +156,9 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        running = await cancel_and_wait(workers, WORKERS_STOP_SECONDS)
+        for task in workers:
+            task.cancel()
+        _, running = await asyncio.wait(workers, timeout=WORKERS_STOP_SECONDS)
         if running:  # a task that will not stop must not hold up the stop (the deadline would end it anyway)
             logger.warning("stopping: %s did not stop within %.0f s", ", ".join(t.get_name() for t in running), WORKERS_STOP_SECONDS)
 

@@ -22,7 +22,6 @@ from . import languages
 from .backoff import Backoff
 from .config import TelegramConfig
 from .handlers.commands import BotDeps, Handlers
-from .supervisor import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +145,9 @@ class TelegramBot:
         down. Updates still waiting are dropped: they are chat, not money, and PTB would otherwise handle
         every one of them first (with Telegram slow, longer than systemd waits)."""
         if self._starting is not None and not self._starting.done():
-            if await cancel_and_wait([self._starting], STOP_SECONDS):
-                logger.warning("stopping: the bot's start did not stop within %g s", STOP_SECONDS)
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
         if self.ready:
             self.ready = False
             if self.application.updater is not None and self.application.updater.running:

@@ -30,7 +30,6 @@ from .config import Config, load
 from .errors import EXIT_FAILURE, EXIT_SCHEMA_TOO_NEW, ConfigError, SchemaTooNew
 from .http_server import GuardedAppRunner
 from .runtime import Runtime
-from .supervisor import cancel_and_wait
 from .systemd import Notifier, watchdog_interval_seconds
 
 logger = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 # Below the unit's TimeoutStopSec (30 s): in-flight requests, the group commit and the pools each have less.
 STOP_DEADLINE_SECONDS = 25.0
-TASKS_STOP_SECONDS = 5.0  # the reload, status and watchdog tasks, once cancelled
 STATUS_REFRESH_SECONDS = 5.0
 
 
@@ -218,7 +216,10 @@ async def serve(config: Config) -> int:
     logger.info("stopping: finishing in-flight requests")
     notifier.stopping()
     _exit_if_stuck(STOP_DEADLINE_SECONDS)
-    await cancel_and_wait(tasks, TASKS_STOP_SECONDS)
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
     await runner.cleanup()
     logger.info("stopped")
     return runtime.exit_code

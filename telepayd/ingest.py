@@ -23,8 +23,6 @@ from .store import webhook_messages
 from .store.pool import UNAVAILABLE_ERRORS
 from .store.webhook_messages import Incoming
 
-from .supervisor import cancel_and_wait
-
 if TYPE_CHECKING:
     from .supervisor import Supervisor
 
@@ -77,8 +75,9 @@ class GroupCommitter:
                 await self._queue.join()
         except TimeoutError:
             logger.warning("stopping with %d message(s) not stored; their senders get 503 and retry", self.depth)
-        if await cancel_and_wait(self._tasks, self.timeout):
-            logger.warning("stopping: a group commit writer did not stop within %g s", self.timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         while not self._queue.empty():
             _settle(self._queue.get_nowait(), exc=StoreUnavailable("the daemon is stopping"))

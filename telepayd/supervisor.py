@@ -43,27 +43,3 @@ class Supervisor:
                                                 then=f"restarting it in {delay:.0f} s")
                 await asyncio.sleep(delay)
                 self.down.pop(name, None)
-
-
-# How often a stop cancels again the tasks that have not ended.
-RECANCEL_SECONDS = 0.1
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task], seconds: float) -> set[asyncio.Task]:
-    """Cancel ``tasks`` and wait up to ``seconds`` for them to end; return those still running.
-
-    The cancellation is sent again every ``RECANCEL_SECONDS``: one can be lost. Python 3.11's
-    ``asyncio.wait_for`` (psycopg_pool waits for a connection with it) returns its result when the
-    cancellation comes as that result arrives, and the task then went on to its next sleep: a daemon stopped
-    just after it started (when every worker waits for its first connection) took 5 s instead of 0.2."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    running = {task for task in tasks if not task.done()}
-    while running:
-        for task in running:
-            task.cancel()
-        left = deadline - loop.time()
-        if left <= 0:
-            break
-        _, running = await asyncio.wait(running, timeout=min(RECANCEL_SECONDS, left))
-    return running

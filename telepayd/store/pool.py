@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -42,17 +43,37 @@ async def _check_unless_recent(conn: psycopg.AsyncConnection) -> None:
     await AsyncConnectionPool.check_connection(conn)
 
 
+class Pool(AsyncConnectionPool):
+    """psycopg_pool's pool, without losing a cancellation.
+
+    It waits for a connection with ``asyncio.wait_for``, which on Python 3.11 returns the connection when
+    the waiting task is cancelled as the connection is handed over: the cancellation was lost, and a worker
+    stopped just after the daemon started (every worker waits for its first connection then) went on to
+    its next sleep; the stop waited 5 s for it (1 stop in 8). Here a cancellation requested while waiting
+    and not delivered gives the connection back and is raised. (Python 3.12's ``wait_for`` does not lose
+    it: the check then never fires.)"""
+
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection:
+        task = asyncio.current_task()
+        requested = task.cancelling() if task is not None else 0
+        conn = await super().getconn(timeout)
+        if task is not None and task.cancelling() > requested:
+            await self.putconn(conn)
+            raise asyncio.CancelledError
+        return conn
+
+
 def create_pool(
     config: DatabaseConfig, *, application_name: str = "telepayd", name: str = "telepayd",
     min_size: int | None = None, max_size: int | None = None, max_waiting: int = 0, recent_unchecked: bool = False,
-) -> AsyncConnectionPool:
+) -> Pool:
     """Build a pool (sized by ``config`` unless told otherwise), closed: the caller opens it with
     ``await pool.open(wait=False)``. ``max_waiting`` > 0 refuses at once (``TooManyRequests``) a request
     that would wait behind that many others."""
     kwargs: dict[str, object] = {"application_name": application_name, "connect_timeout": max(1, int(config.timeout_seconds))}
     if config.password:
         kwargs["password"] = config.password
-    return AsyncConnectionPool(
+    return Pool(
         config.dsn,
         kwargs=kwargs,
         min_size=config.min_size if min_size is None else min_size,

@@ -4,14 +4,9 @@ asyncio.wait_for swallowed such a cancellation, and a busy daemon then never fin
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
-
-from psycopg_pool._acompat import ACondition
 
 from telepayd.config import Config, OutboxConfig, SubscriptionsConfig
 from telepayd.outbox import OutboxWorker
-from telepayd.supervisor import cancel_and_wait
 from telepayd.sweeper import Sweeper
 
 
@@ -83,54 +78,3 @@ async def test_notifications_wake_an_idle_outbox_at_most_once_per_gap_and_a_join
     idle = await _idle_while_woken(worker, urgent_after=None)
     assert NOT_URGENT_GAP_SECONDS * 0.9 <= idle < 0.5
     assert await _idle_while_woken(worker, urgent_after=0.005) < NOT_URGENT_GAP_SECONDS * 0.9
-
-
-async def test_a_stop_cancels_again_a_task_whose_cancellation_the_pool_lost():
-    """psycopg_pool waits for a connection with asyncio.wait_for: on Python 3.11, a cancellation that comes
-    as the connection is handed over is lost, and the worker went on to its next sleep (a daemon stopped
-    just after its start took 5 s). Here with the pool's own condition, handed over, then cancelled."""
-    condition = ACondition()
-
-    async def worker() -> None:
-        async with condition:
-            await condition.wait_timeout(10)
-        await asyncio.sleep(3600)  # the worker's next round
-
-    async def handed_over() -> asyncio.Task:
-        task = asyncio.create_task(worker())
-        for _ in range(3):
-            await asyncio.sleep(0)
-        async with condition:
-            condition.notify_all()
-        return task
-
-    if sys.version_info < (3, 12):  # the loss this guards against (wait_for no longer loses it from 3.12)
-        task = await handed_over()
-        task.cancel()
-        done, _ = await asyncio.wait([task], timeout=0.3)
-        assert not done, "one cancellation stopped the worker: this test no longer shows the loss"
-        await cancel_and_wait([task], 1.0)
-    task = await handed_over()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    assert await cancel_and_wait([task], 5.0) == set()
-    assert task.cancelled() and loop.time() - started < 1.0
-
-
-async def test_a_task_that_will_not_stop_is_given_up_on_after_the_bound():
-    stop = False
-
-    async def stubborn() -> None:
-        while not stop:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(3600)
-
-    task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    assert await cancel_and_wait([task], 0.3) == {task}
-    assert 0.3 <= loop.time() - started < 1.0
-    stop = True
-    await cancel_and_wait([task], 1.0)
-    assert task.done()
