@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from telepayd.config import DatabaseConfig
 from telepayd.store.pool import create_pool
@@ -80,3 +80,46 @@ async def test_a_task_cleaning_up_after_its_cancellation_still_gets_a_connection
         assert task.cancelled() and cleaned.is_set()
     finally:
         await pool.close()
+
+
+async def _lose_the_cancellation() -> None:
+    """What psycopg_pool's wait_for does on Python 3.11: the cancellation is requested, then dropped."""
+    asyncio.current_task().cancel()
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        pass
+
+
+async def test_a_lost_cancellation_is_raised_when_the_pool_then_gives_up(monkeypatch):
+    """Lost at the hand-over, then the connection fails its check until the deadline: PoolTimeout, which
+    the workers catch and sleep on; the cancellation must win."""
+    async def lost_then_timed_out(self, timeout=None):
+        await _lose_the_cancellation()
+        raise PoolTimeout("couldn't get a connection after 5.00 sec")
+
+    monkeypatch.setattr(AsyncConnectionPool, "getconn", lost_then_timed_out)
+    waiter = asyncio.create_task(create_pool(DatabaseConfig()).getconn())
+    await asyncio.wait([waiter], timeout=1.0)
+    assert waiter.cancelled()
+
+
+async def test_the_connection_goes_back_even_if_cancelled_again_meanwhile(monkeypatch):
+    connection, returned = object(), []
+
+    async def lost(self, timeout=None):
+        await _lose_the_cancellation()
+        return connection
+
+    async def slow_putconn(self, conn):
+        await asyncio.sleep(0.05)
+        returned.append(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "getconn", lost)
+    monkeypatch.setattr(AsyncConnectionPool, "putconn", slow_putconn)
+    waiter = asyncio.create_task(create_pool(DatabaseConfig()).getconn())
+    await asyncio.sleep(0.01)  # giving the connection back
+    waiter.cancel()
+    await asyncio.wait([waiter], timeout=1.0)
+    await asyncio.sleep(0.1)
+    assert waiter.cancelled() and returned == [connection]

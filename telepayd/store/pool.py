@@ -56,9 +56,15 @@ class Pool(AsyncConnectionPool):
     async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection:
         task = asyncio.current_task()
         requested = task.cancelling() if task is not None else 0
-        conn = await super().getconn(timeout)
+        try:
+            conn = await super().getconn(timeout)
+        except Exception as exc:  # lost, then the connection failed its check until the pool gave up
+            if task is not None and task.cancelling() > requested:
+                raise asyncio.CancelledError from exc
+            raise
         if task is not None and task.cancelling() > requested:
-            await self.putconn(conn)
+            # Shielded: a second cancellation must not leave the connection out of the pool, counted as used.
+            await asyncio.shield(self.putconn(conn))
             raise asyncio.CancelledError
         return conn
 
