@@ -122,9 +122,9 @@ CHUNK_CHARACTERS = 32 * 1024 * 1024
 
 
 def _one_statement(batch: Sequence[Incoming]) -> bool:
-    """Whether ``insert_batch`` writes ``batch`` with one statement (see ``_chunks``)."""
-    return all(isinstance(m, IncomingNotification) for m in batch) and (
-        len(batch) == 1 or sum(len(m.body) for m in batch) <= CHUNK_CHARACTERS)  # type: ignore[union-attr]
+    """Whether ``insert_batch`` writes ``batch`` with one statement: notifications only, in one chunk."""
+    notifications = [m for m in batch if isinstance(m, IncomingNotification)]
+    return len(notifications) == len(batch) and len(_chunks(notifications)) == 1
 
 
 def _chunks(notifications: list[IncomingNotification]) -> list[list[IncomingNotification]]:
